@@ -1,0 +1,221 @@
+"""Settings (environment, read once at start-up) and the targets the bot watches.
+
+Nothing here runs at import: call ``Settings()`` and ``load_targets()`` from the
+composition root (``bot.wiring``) or a CLI command.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import yaml
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import ConfigError, TargetNotFound
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+DEFAULT_DATABASE_URL = "sqlite:///redis-mem.db"
+DEFAULT_TARGET_NAME = "default"
+
+
+class Thresholds(BaseModel):
+    """Every number the diagnosis judges by; each one overridable (see README).
+
+    Environment: ``REDIS_MEM_THRESHOLDS__<FIELD>`` (e.g. ``REDIS_MEM_THRESHOLDS__WARNING_RATIO=0.75``).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    warning_ratio: float = Field(0.80, gt=0, le=1, description="used/maxmemory for warning")
+    critical_ratio: float = Field(0.90, gt=0, le=1, description="used/maxmemory for critical")
+    mitigation_ratio: float = Field(
+        0.95, gt=0, le=1, description="used/maxmemory above which the runbook's immediate mitigation applies"
+    )
+    ttl_leak_ratio: float = Field(
+        0.05, ge=0, le=1, description="share of session keys without TTL that is a leak"
+    )
+    long_ttl_seconds: int = Field(
+        7 * 86400, gt=0, description="a TTL longer than this is reported as 'very long'"
+    )
+    large_session_bytes: int = Field(
+        10 * 1024, gt=0, description="mean or p95 session size above this is 'large'"
+    )
+    sessions_share_ratio: float = Field(
+        0.5, ge=0, le=1, description="session keys hold at least this share of used memory"
+    )
+    expected_sessions: int | None = Field(
+        None, ge=0, description="session count the capacity plan expects (optional)"
+    )
+    fragmentation_ratio: float = Field(1.5, gt=1, description="runbook: > 1.5 is high")
+    fragmentation_min_bytes: int = Field(
+        10 * 1024**2, ge=0, description="wasted RSS must also exceed this (MEMORY DOCTOR)"
+    )
+    stale_idle_seconds: int = Field(
+        4 * 3600, gt=0, description="a session idle longer than this is stale"
+    )
+    stale_ratio: float = Field(
+        0.5, ge=0, le=1, description="share of stale sessions that makes the scenario"
+    )
+    min_sample: int = Field(20, ge=1, description="fewer sampled session keys: no key verdicts")
+
+
+class KubeCoordinates(BaseModel):
+    """Where a target lives in Kubernetes; defaults are the runbook's names."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    namespace: str = "langgraph-agent"
+    pod_selector: str = "app=redis-session"
+    redis_configmap: str = "redis-session-config"
+    redis_configmap_key: str = "redis.conf"
+    redis_deployment: str = "redis-session"
+    redis_container: str = "redis"
+    app_configmap: str = "langgraph-agent-config"
+    app_deployment: str = "langgraph-agent"
+
+
+class Target(BaseModel):
+    """One Redis session store the bot can diagnose (and later fix)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    redis_url: str = DEFAULT_REDIS_URL
+    password_env: str | None = None
+    session_pattern: str = "session:*"
+    kubernetes: KubeCoordinates = Field(default_factory=KubeCoordinates)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        return value
+
+    def connection_url(self) -> str:
+        """The URL to connect with, the password taken from ``password_env`` if set.
+
+        Never log or show this: use ``safe_url`` instead.
+        """
+        if not self.password_env:
+            return self.redis_url
+        password = os.environ.get(self.password_env)
+        if password is None:
+            raise ConfigError(
+                f"target {self.name!r}: environment variable {self.password_env} is not set"
+            )
+        parts = urlsplit(self.redis_url)
+        host = parts.netloc.rsplit("@", 1)[-1]
+        user = parts.username or ""
+        netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    @property
+    def safe_url(self) -> str:
+        """The Redis URL with any password replaced by ``***``: fit for logs and Slack."""
+        return redact_url(self.redis_url)
+
+
+def redact_url(url: str) -> str:
+    """Replace the password of a URL (if any) with ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+class Settings(BaseSettings):
+    """Process settings from the environment (names are a contract: see DESIGN.md)."""
+
+    model_config = SettingsConfigDict(
+        env_nested_delimiter="__", extra="ignore", populate_by_name=True
+    )
+
+    redis_url: str = Field(DEFAULT_REDIS_URL, validation_alias="REDIS_URL")
+    database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias="DATABASE_URL")
+    targets_file: Path | None = Field(None, validation_alias="REDIS_MEM_TARGETS_FILE")
+    slack_bot_token: str | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: str | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: str | None = Field(None, validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str | None = Field(None, validation_alias="SLACK_API_URL")
+    channel: str | None = Field(None, validation_alias="REDIS_MEM_CHANNEL")
+    approvers: str | None = Field(None, validation_alias="REDIS_MEM_APPROVERS")
+    port: int = Field(3000, ge=1, le=65535, validation_alias="PORT")
+    session_pattern: str = Field("session:*", validation_alias="REDIS_MEM_SESSION_PATTERN")
+    sample_size: int = Field(1000, ge=10, le=100_000, validation_alias="REDIS_MEM_SAMPLE_SIZE")
+    scan_rate: int = Field(
+        50_000, ge=100, validation_alias="REDIS_MEM_SCAN_RATE",
+        description="--full: at most this many keys per second",
+    )
+    thresholds: Thresholds = Field(
+        default_factory=Thresholds,
+        validation_alias=AliasChoices("REDIS_MEM_THRESHOLDS", "thresholds"),
+    )
+
+    @classmethod
+    def load(cls) -> Settings:
+        """Read the environment; a bad value becomes a one-line ConfigError."""
+        try:
+            return cls()
+        except ValidationError as err:
+            raise ConfigError(f"invalid configuration: {_first_error(err)}") from None
+
+
+def _first_error(err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or "value"
+    return f"{where}: {first.get('msg', 'invalid')}"
+
+
+def load_targets(settings: Settings) -> dict[str, Target]:
+    """The targets by name: the targets file when set, else one ``default`` from REDIS_URL."""
+    if settings.targets_file is None:
+        target = Target(
+            name=DEFAULT_TARGET_NAME,
+            redis_url=settings.redis_url,
+            session_pattern=settings.session_pattern,
+        )
+        return {target.name: target}
+    return _read_targets_file(settings.targets_file, settings.session_pattern)
+
+
+def _read_targets_file(path: Path, default_pattern: str) -> dict[str, Target]:
+    try:
+        raw: Any = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise ConfigError(f"cannot read targets file {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"targets file {path} is not valid YAML: {err}".splitlines()[0]) from None
+    entries = raw.get("targets") if isinstance(raw, dict) else raw
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"targets file {path}: expected a non-empty list under 'targets'")
+    targets: dict[str, Target] = {}
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"targets file {path}: entry {index + 1} is not a mapping")
+        entry.setdefault("session_pattern", default_pattern)
+        try:
+            target = Target.model_validate(entry)
+        except ValidationError as err:
+            raise ConfigError(f"targets file {path}: entry {index + 1}: {_first_error(err)}") from None
+        if target.name in targets:
+            raise ConfigError(f"targets file {path}: duplicate target name {target.name!r}")
+        targets[target.name] = target
+    return targets
+
+
+def pick_target(targets: dict[str, Target], name: str | None) -> Target:
+    """The named target, or the first one when no name is given."""
+    if name is None:
+        return next(iter(targets.values()))
+    try:
+        return targets[name]
+    except KeyError:
+        known = ", ".join(sorted(targets))
+        raise TargetNotFound(f"unknown target {name!r} (known: {known})") from None

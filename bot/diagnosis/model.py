@@ -1,0 +1,145 @@
+"""The diagnosis as frozen data: what each face (Slack, terminal, JSON) renders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+
+class Severity(str, Enum):
+    """Overall state of a store, ordered ok < warning < critical."""
+
+    OK = "ok"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """0 for ok, 1 for warning, 2 for critical: for max() and comparisons."""
+        return ("ok", "warning", "critical").index(self.value)
+
+
+SCENARIO_IDS = (
+    "too-many-sessions",
+    "ttl-leak",
+    "large-sessions",
+    "fragmentation",
+    "eviction-policy",
+    "stale-sessions",
+)
+
+ACTION_IDS = (
+    "raise-maxmemory",
+    "shorten-session-ttl",
+    "limit-concurrent-sessions",
+    "expire-keys-without-ttl",
+    "restart-redis",
+    "enable-activedefrag",
+    "set-eviction-policy",
+    "enable-sliding-window",
+    "evict-idle-sessions",
+)
+
+CHECK_IDS = ("memory", "key-count", "ttl", "eviction-policy", "key-sizes", "fragmentation")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One runbook diagnosis step (1-6) and what it found.
+
+    status: ok / warning / critical for the step alone.
+    summary: one line a human reads first.
+    details: the numbers behind it, JSON-safe.
+    """
+
+    id: str
+    step: int
+    title: str
+    status: Severity
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A runbook scenario the evidence points to, and the fixes it recommends."""
+
+    id: str
+    title: str
+    runbook: str  # e.g. "Scenario 2: Memory Leak"
+    evidence: tuple[str, ...]
+    recommended_actions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something worth telling that is not a scenario (MEMORY DOCTOR style, no limit...)."""
+
+    id: str
+    severity: Severity
+    message: str
+
+
+@dataclass(frozen=True)
+class TtlStats:
+    """TTL distribution of the sampled session keys."""
+
+    sampled: int
+    without_ttl: int
+    without_ttl_ratio: float | None
+    histogram: dict[str, int]  # bucket label -> count, e.g. "none", "<1h", "1h-24h", ...
+    long_ttl: int  # keys whose TTL exceeds Thresholds.long_ttl_seconds
+
+
+@dataclass(frozen=True)
+class SizeStats:
+    """Size distribution (``MEMORY USAGE``) of the sampled session keys."""
+
+    sampled: int
+    mean_bytes: float | None
+    p95_bytes: int | None
+    max_bytes: int | None
+    top_keys: tuple[tuple[str, int], ...]  # (key, bytes), largest first
+
+
+@dataclass(frozen=True)
+class IdleStats:
+    """Idle time (or LFU counter) of the sampled session keys."""
+
+    sampled: int
+    measure: str  # "idletime" or "lfu"
+    stale: int  # keys idle longer than the threshold (or LFU counter 0)
+    stale_ratio: float | None
+    p50_idle_seconds: int | None
+    max_idle_seconds: int | None
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """The whole answer to "what is eating the memory and what do I do"."""
+
+    target: str
+    checked_at: datetime
+    severity: Severity
+    used_memory: int
+    maxmemory: int
+    usage_ratio: float | None  # None when maxmemory is 0 (no limit)
+    evicted_keys: int
+    mem_fragmentation_ratio: float
+    dbsize: int
+    maxmemory_policy: str
+    session_keys: int
+    sample_mode: str
+    ttl: TtlStats
+    sizes: SizeStats
+    idle: IdleStats
+    checks: tuple[Check, ...]
+    scenarios: tuple[Scenario, ...]
+    findings: tuple[Finding, ...]
+    recommended_actions: tuple[str, ...]  # union over scenarios, most urgent first
+    redis_version: str = ""
+    used_memory_rss: int = 0
+    used_memory_peak: int = 0
+    policy_source: str = "config"

@@ -1,0 +1,1 @@
+"""Redis adapter: reads INFO, CONFIG and a sample (or a full scan) of session keys."""
