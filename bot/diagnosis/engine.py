@@ -1,0 +1,90 @@
+"""``diagnose``: one snapshot in, the runbook's answer out. Pure: no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from bot.config import Thresholds
+from bot.diagnosis.checks import run_checks
+from bot.diagnosis.facts import Facts, gather
+from bot.diagnosis.findings import find_findings
+from bot.diagnosis.model import Check, Diagnosis, Scenario, Severity
+from bot.diagnosis.scenarios import find_scenarios
+from bot.redisinfo.snapshot import Snapshot
+
+# Most urgent first: stop failing writes, stop the leak, make room, then the
+# slower application changes, then fragmentation (which needs a restart).
+ACTION_URGENCY = (
+    "set-eviction-policy",
+    "expire-keys-without-ttl",
+    "raise-maxmemory",
+    "shorten-session-ttl",
+    "enable-sliding-window",
+    "limit-concurrent-sessions",
+    "evict-idle-sessions",
+    "enable-activedefrag",
+    "restart-redis",
+)
+
+
+def diagnose(snapshot: Snapshot, thresholds: Thresholds) -> Diagnosis:
+    """Run the six runbook checks, name the scenarios, and rank the fixes."""
+    facts = gather(snapshot, thresholds)
+    checks = run_checks(facts)
+    scenarios = find_scenarios(facts)
+    mem = snapshot.memory
+    return Diagnosis(
+        target=snapshot.target,
+        checked_at=snapshot.taken_at,
+        severity=overall_severity(checks, scenarios),
+        used_memory=mem.used_memory,
+        maxmemory=mem.maxmemory,
+        usage_ratio=facts.usage_ratio,
+        evicted_keys=snapshot.stats.evicted_keys,
+        mem_fragmentation_ratio=mem.mem_fragmentation_ratio,
+        dbsize=snapshot.dbsize,
+        maxmemory_policy=snapshot.maxmemory_policy,
+        session_keys=facts.session_keys,
+        sample_mode=snapshot.sample.mode,
+        ttl=facts.ttl,
+        sizes=facts.sizes,
+        idle=facts.idle,
+        checks=checks,
+        scenarios=scenarios,
+        findings=find_findings(facts),
+        recommended_actions=rank_actions(scenarios, mitigate=_needs_mitigation(facts)),
+        redis_version=snapshot.redis_version,
+        used_memory_rss=mem.used_memory_rss,
+        used_memory_peak=mem.used_memory_peak,
+        policy_source=snapshot.policy_source,
+    )
+
+
+def overall_severity(checks: Iterable[Check], scenarios: Iterable[Scenario]) -> Severity:
+    """The worst check; at least a warning when a scenario is named.
+
+    Only the memory check can be critical, so a critical diagnosis (exit code 1,
+    a page) always means memory is at the runbook's alert level.
+    """
+    worst = max((c.status for c in checks), key=lambda s: s.rank, default=Severity.OK)
+    if any(True for _ in scenarios) and worst is Severity.OK:
+        return Severity.WARNING
+    return worst
+
+
+def _needs_mitigation(f: Facts) -> bool:
+    ratio = f.usage_ratio
+    return ratio is not None and ratio >= f.th.mitigation_ratio
+
+
+def rank_actions(scenarios: Iterable[Scenario], *, mitigate: bool) -> tuple[str, ...]:
+    """Union of the scenarios' actions, most urgent first, no duplicates.
+
+    Above the mitigation ratio, evicting the idlest sessions comes first: it is
+    the only fix that frees memory within seconds.
+    """
+    wanted = {a for s in scenarios for a in s.recommended_actions}
+    ranked = [a for a in ACTION_URGENCY if a in wanted]
+    if mitigate:
+        ranked = ["evict-idle-sessions", *(a for a in ranked if a != "evict-idle-sessions")]
+    return tuple(ranked)
