@@ -1,0 +1,1 @@
+"""The Slack face: Bolt app factory, listeners, and Block Kit presenters."""

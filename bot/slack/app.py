@@ -1,0 +1,68 @@
+"""The Bolt app factory: builds the App and registers the listeners, nothing else."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+from slack_bolt.error import BoltError
+from slack_sdk import WebClient
+
+from bot.audit.entry import AuditSink
+from bot.config import Settings
+from bot.errors import ConfigError
+from bot.services.diagnose import DiagnosisService
+from bot.slack.deps import SlackDeps
+from bot.slack.listeners import register_all
+from bot.slack.metrics import BotMetrics
+
+
+def build_app(
+    *,
+    settings: Settings,
+    diagnosis: DiagnosisService,
+    audit: AuditSink,
+    metrics: BotMetrics | None = None,
+) -> App:
+    """A Bolt App with every listener registered.
+
+    Bolt calls ``auth.test`` here to check the token: a rejected token or an
+    unreachable Slack becomes a one-line ConfigError. ``process_before_response``
+    is False so Bolt acks within Slack's 3 s and listeners may run longer.
+    """
+    token, secret = slack_credentials(settings)
+    client = WebClient(token=token, base_url=api_base_url(settings.slack_api_url))
+    try:
+        app = App(client=client, signing_secret=secret, process_before_response=False)
+    except BoltError:
+        # Bolt's message embeds the whole auth.test answer; one line is enough here.
+        raise ConfigError("Slack did not accept SLACK_BOT_TOKEN (auth.test failed)") from None
+    except OSError as err:  # URLError: Slack (or SLACK_API_URL) unreachable
+        reason = getattr(err, "reason", err)
+        raise ConfigError(f"cannot reach the Slack API to check the bot token: {reason}") from None
+    deps = SlackDeps(
+        settings=settings, diagnosis=diagnosis, audit=audit, metrics=metrics or BotMetrics.create()
+    )
+    register_all(app, deps)
+    return app
+
+
+def slack_credentials(settings: Settings) -> tuple[str, str]:
+    """The bot token and signing secret; one line naming what is missing.
+
+    Socket Mode (SLACK_APP_TOKEN set) receives no signed HTTP requests, so it
+    needs no signing secret.
+    """
+    missing = []
+    if not settings.slack_bot_token:
+        missing.append("SLACK_BOT_TOKEN")
+    if not settings.slack_signing_secret and not settings.slack_app_token:
+        missing.append("SLACK_SIGNING_SECRET")
+    if missing:
+        raise ConfigError(f"Slack is not configured: set {' and '.join(missing)}")
+    return settings.slack_bot_token or "", settings.slack_signing_secret or ""
+
+
+def api_base_url(url: str | None) -> str:
+    """SLACK_API_URL with the trailing slash slack_sdk joins method names onto."""
+    if not url:
+        return WebClient.BASE_URL
+    return url if url.endswith("/") else url + "/"

@@ -1,0 +1,160 @@
+"""The diagnosis message: severity header, memory gauge, six checks, scenarios, fix buttons."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, DividerBlock, HeaderBlock
+
+from bot.diagnosis.model import Check, Diagnosis, Finding, Scenario
+from bot.slack.blocks.common import (
+    ACTIONS_MAX_ELEMENTS,
+    BUTTON_TEXT_MAX,
+    CHECK_MARK,
+    FALLBACK_TEXT_MAX,
+    HEADER_TEXT_MAX,
+    SEVERITY_MARK,
+    Message,
+    bullet_sections,
+    clip,
+    context,
+    escape,
+    fit_middle,
+    gauge,
+    memory_phrase,
+    section,
+)
+from bot.units import format_bytes
+
+REQUEST_ACTION_PREFIX = "redis_mem.request."
+MAX_EVIDENCE_LINES = 6  # per scenario; the rest is summarised as "…and N more"
+
+# Button labels for the remediation catalogue (DESIGN.md action ids); unknown ids show as-is.
+ACTION_LABELS = {
+    "raise-maxmemory": "Raise maxmemory",
+    "shorten-session-ttl": "Shorten session TTL",
+    "limit-concurrent-sessions": "Limit concurrent sessions",
+    "expire-keys-without-ttl": "Expire keys without TTL",
+    "restart-redis": "Restart Redis",
+    "enable-activedefrag": "Enable active defrag",
+    "set-eviction-policy": "Set eviction policy",
+    "enable-sliding-window": "Enable sliding window",
+    "evict-idle-sessions": "Evict idle sessions",
+}
+# Fixes that lose data or drop users get Slack's red button.
+DANGEROUS_ACTIONS = frozenset({"restart-redis", "evict-idle-sessions"})
+
+
+def diagnosis_message(diagnosis: Diagnosis) -> Message:
+    """The whole diagnosis as one Slack message (at most 50 blocks)."""
+    head: list[Block] = [
+        HeaderBlock(text=clip(headline(diagnosis), HEADER_TEXT_MAX)),
+        section(memory_text(diagnosis)),
+        DividerBlock(),
+        *bullet_sections(["*Checks*", *(check_line(check) for check in diagnosis.checks)]),
+    ]
+    tail: list[Block] = [
+        *action_blocks(diagnosis),
+        *finding_blocks(diagnosis.findings),
+        context(footer(diagnosis)),
+    ]
+    blocks = fit_middle(head=head, middle=scenario_blocks(diagnosis), tail=tail)
+    return Message(text=clip(fallback_text(diagnosis), FALLBACK_TEXT_MAX), blocks=blocks)
+
+
+def headline(diagnosis: Diagnosis) -> str:
+    """``🔴 CRITICAL — prod: Redis memory 93% of 512.0 MB``."""
+    mark = SEVERITY_MARK[diagnosis.severity]
+    memory = memory_phrase(
+        used=diagnosis.used_memory, maxmemory=diagnosis.maxmemory, ratio=diagnosis.usage_ratio
+    )
+    return f"{mark} {diagnosis.severity.value.upper()} — {diagnosis.target}: Redis memory {memory}"
+
+
+def memory_text(diagnosis: Diagnosis) -> str:
+    """The gauge line and the numbers the runbook looks at first."""
+    limit = format_bytes(diagnosis.maxmemory) if diagnosis.maxmemory else "no limit"
+    return (
+        f"`{gauge(diagnosis.usage_ratio)}`  {format_bytes(diagnosis.used_memory)} / {limit}\n"
+        f"evicted keys: *{diagnosis.evicted_keys:,}* · "
+        f"fragmentation: *{diagnosis.mem_fragmentation_ratio:.2f}* · "
+        f"policy: `{escape(diagnosis.maxmemory_policy)}` · "
+        f"keys: *{diagnosis.dbsize:,}* (sessions ≈ {diagnosis.session_keys:,})"
+    )
+
+
+def check_line(check: Check) -> str:
+    """``✅ 1. Memory usage — 42% of 512 MB``."""
+    mark = CHECK_MARK[check.status]
+    return clip(f"{mark} {check.step}. *{escape(check.title)}* — {escape(check.summary)}", 400)
+
+
+def scenario_blocks(diagnosis: Diagnosis) -> list[Block]:
+    """One section per runbook scenario with its evidence (long lists truncated)."""
+    if not diagnosis.scenarios:
+        return [section("*Scenarios*\nNo runbook scenario matches: nothing to fix.")]
+    blocks: list[Block] = [DividerBlock()]
+    for scenario in diagnosis.scenarios:
+        blocks.extend(bullet_sections(scenario_lines(scenario)))
+    return blocks
+
+
+def scenario_lines(scenario: Scenario) -> list[str]:
+    """Title, evidence bullets (at most MAX_EVIDENCE_LINES) and the recommended fixes."""
+    lines = [f"*{escape(scenario.title)}* (`{scenario.id}`, {escape(scenario.runbook)})"]
+    evidence = scenario.evidence
+    lines.extend(f"• {escape(clip(item, 300))}" for item in evidence[:MAX_EVIDENCE_LINES])
+    if len(evidence) > MAX_EVIDENCE_LINES:
+        lines.append(f"_…and {len(evidence) - MAX_EVIDENCE_LINES} more_")
+    if scenario.recommended_actions:
+        fixes = ", ".join(f"`{action}`" for action in scenario.recommended_actions)
+        lines.append(f"Fixes: {fixes}")
+    return lines
+
+
+def action_blocks(diagnosis: Diagnosis) -> list[Block]:
+    """The recommended fixes as request buttons (value = target name, nothing else)."""
+    actions = diagnosis.recommended_actions[:ACTIONS_MAX_ELEMENTS]
+    if not actions:
+        return []
+    buttons = [request_button(action, target=diagnosis.target) for action in actions]
+    return [
+        section("*Recommended actions* (each asks for approval)"),
+        ActionsBlock(elements=buttons),
+    ]
+
+
+def request_button(action: str, *, target: str) -> ButtonElement:
+    """A ``redis_mem.request.<action-id>`` button whose value is the target name."""
+    label = clip(ACTION_LABELS.get(action, action), BUTTON_TEXT_MAX)
+    style = "danger" if action in DANGEROUS_ACTIONS else None
+    return ButtonElement(
+        text=label, action_id=f"{REQUEST_ACTION_PREFIX}{action}", value=target, style=style
+    )
+
+
+def finding_blocks(findings: tuple[Finding, ...]) -> list[Block]:
+    """Other findings (MEMORY DOCTOR style) as one context block of up to 10 lines."""
+    if not findings:
+        return []
+    lines = [f"{CHECK_MARK[f.severity]} {escape(f.message)}" for f in findings]
+    if len(lines) > 10:
+        lines = [*lines[:9], f"…and {len(lines) - 9} more findings"]
+    return [context(*lines)]
+
+
+def footer(diagnosis: Diagnosis) -> str:
+    """When, how (sampled or full) and which Redis version."""
+    checked = diagnosis.checked_at
+    if checked.tzinfo is not None:
+        checked = checked.astimezone(UTC)
+    when = checked.strftime("%Y-%m-%d %H:%M:%S UTC")
+    version = f" · Redis {diagnosis.redis_version}" if diagnosis.redis_version else ""
+    sample = f"{diagnosis.sample_mode}, {diagnosis.ttl.sampled:,} session keys measured"
+    return f"checked {when} · {sample}{version}"
+
+
+def fallback_text(diagnosis: Diagnosis) -> str:
+    """Notification text: the headline and the scenario ids."""
+    ids = ", ".join(s.id for s in diagnosis.scenarios) or "no scenario"
+    return f"{headline(diagnosis)} ({ids})"

@@ -1,0 +1,137 @@
+"""The ``/redis-mem`` router: subcommand word -> a validated job that produces a message.
+
+Adding a subcommand is one line in ``SUBCOMMANDS`` plus its ``prepare`` function.
+``prepare`` is quick (parse, look up the target) and raises ``UsageError``; the
+job's ``run`` does the slow part (Redis) after Slack has been acknowledged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.audit.scrub import scrub_text
+from bot.diagnosis.model import Diagnosis
+from bot.slack.blocks.diagnosis import diagnosis_message
+from bot.slack.blocks.help import help_message
+from bot.slack.blocks.keys import keys_message
+from bot.slack.capacity import prepare_capacity
+from bot.slack.deps import SlackDeps
+from bot.slack.jobs import Job, Result
+from bot.slack.parsing import CAPACITY_USAGE, parse_no_args, parse_target, split_command
+from bot.slack.status import run_status
+
+Prepare = Callable[[tuple[str, ...], SlackDeps], Job]
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """One entry of the help text and the router."""
+
+    name: str
+    usage: str
+    description: str
+    prepare: Prepare
+
+
+def prepare_help(args: tuple[str, ...], deps: SlackDeps, *, unknown: str | None = None) -> Job:
+    """The help text (also the answer to an unknown subcommand)."""
+    unknown = scrub_text(unknown)[:40] if unknown else None
+    note = f"unknown subcommand {unknown!r}" if unknown else None
+    usages = [(sub.usage, sub.description) for sub in SUBCOMMANDS]
+    message = help_message(usages=usages, targets=list(deps.diagnosis.targets), note=note)
+    parameters = {"unknown": unknown} if unknown else {}
+    return Job(
+        subcommand="help",
+        run=lambda: Result(message=message, outcome="ok", summary="help shown"),
+        parameters=parameters,
+    )
+
+
+def prepare_status(args: tuple[str, ...], deps: SlackDeps) -> Job:
+    """A one-line view of every target."""
+    parse_no_args("status", args)
+    count = len(deps.diagnosis.targets)
+    return Job(
+        subcommand="status",
+        run=lambda: run_status(deps),
+        progress=f"Checking {count} target{'s' if count != 1 else ''}…",
+    )
+
+
+def prepare_diagnose(args: tuple[str, ...], deps: SlackDeps) -> Job:
+    """The runbook diagnosis of one target."""
+    target = deps.diagnosis.target(parse_target("diagnose", args)).name
+    return Job(
+        subcommand="diagnose",
+        run=lambda: diagnosis_result(timed_diagnosis(deps, target)),
+        progress=f"Diagnosing *{target}*…",
+        target=target,
+        parameters={"target": target},
+    )
+
+
+def prepare_keys(args: tuple[str, ...], deps: SlackDeps) -> Job:
+    """The session-key analysis of one target."""
+    target = deps.diagnosis.target(parse_target("keys", args)).name
+    return Job(
+        subcommand="keys",
+        run=lambda: keys_result(timed_diagnosis(deps, target)),
+        progress=f"Measuring session keys on *{target}*…",
+        target=target,
+        parameters={"target": target},
+    )
+
+
+def timed_diagnosis(deps: SlackDeps, target: str) -> Diagnosis:
+    """Diagnose one target, timing it in the duration histogram."""
+    with deps.metrics.diagnosis_seconds.labels(target=target).time():
+        return deps.diagnosis.diagnose(target)
+
+
+def diagnosis_result(diagnosis: Diagnosis) -> Result:
+    """Outcome is the severity; the summary names the scenarios."""
+    ids = ", ".join(s.id for s in diagnosis.scenarios) or "no scenario"
+    return Result(
+        message=diagnosis_message(diagnosis),
+        outcome=diagnosis.severity.value,
+        summary=f"{diagnosis.severity.value}: {ids}",
+    )
+
+
+def keys_result(diagnosis: Diagnosis) -> Result:
+    """The key analysis; the summary keeps the TTL-leak number."""
+    ttl = diagnosis.ttl
+    ratio = f"{ttl.without_ttl_ratio:.0%}" if ttl.without_ttl_ratio is not None else "n/a"
+    summary = (
+        f"≈{diagnosis.session_keys} session keys, "
+        f"{ttl.without_ttl} of {ttl.sampled} sampled without TTL ({ratio})"
+    )
+    return Result(message=keys_message(diagnosis), outcome="ok", summary=summary)
+
+
+SUBCOMMANDS: tuple[Subcommand, ...] = (
+    Subcommand("help", "help", "this help", prepare_help),
+    Subcommand("status", "status", "severity and memory of every target", prepare_status),
+    Subcommand(
+        "diagnose", "diagnose [target]", "runbook diagnosis with fix buttons", prepare_diagnose
+    ),
+    Subcommand("keys", "keys [target]", "TTLs, sizes, largest and idle session keys", prepare_keys),
+    Subcommand("capacity", CAPACITY_USAGE, "the runbook's capacity formula", prepare_capacity),
+)
+_BY_NAME = {sub.name: sub for sub in SUBCOMMANDS}
+
+
+def route(text: str, deps: SlackDeps) -> Job:
+    """The job for a command text; unknown subcommands get the help. Raises UsageError."""
+    line = split_command(text)
+    sub = _BY_NAME.get(line.name)
+    if sub is None:
+        return prepare_help((), deps, unknown=line.name)
+    return sub.prepare(line.args, deps)
+
+
+def known_subcommand(text: str) -> str:
+    """The subcommand name for metrics/audit: a known name, else ``help``."""
+    name = split_command(text).name
+    return name if name in _BY_NAME else "help"

@@ -1,0 +1,33 @@
+"""A validated subcommand (``Job``) and what running it produced (``Result``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.slack.blocks.common import Message
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a job produced: the message, and the outcome/summary the audit trail keeps."""
+
+    message: Message
+    outcome: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class Job:
+    """A parsed, validated subcommand.
+
+    progress: the ephemeral ack text while ``run`` works; None means ``run`` is
+    instant and its message is the (ephemeral) ack itself.
+    """
+
+    subcommand: str
+    run: Callable[[], Result]
+    progress: str | None = None
+    target: str | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)

@@ -1,0 +1,123 @@
+"""``/redis-mem``: ack at once, then do the work and post the answer in the channel."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.audit.scrub import scrub_text
+from bot.errors import RedisMemError, UsageError
+from bot.slack.auditing import command_entry, record
+from bot.slack.blocks.common import Message, clip
+from bot.slack.commands import known_subcommand, route
+from bot.slack.deps import SlackDeps
+from bot.slack.jobs import Job, Result
+from bot.slack.publish import post_in_channel, reply_error
+from bot.slack.request import SlashRequest
+
+log = logging.getLogger(__name__)
+
+COMMAND = "/redis-mem"
+
+
+def register(app: App, deps: SlackDeps) -> None:
+    """Listen to the slash command."""
+
+    @app.command(COMMAND)
+    def on_redis_mem(
+        ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond
+    ) -> None:
+        handle(deps=deps, ack=ack, command=command, client=client, respond=respond)
+
+
+def handle(
+    *, deps: SlackDeps, ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond
+) -> None:
+    """Route, ack within Slack's 3 s, run, audit, answer."""
+    request = SlashRequest.from_payload(command)
+    try:
+        job = route(request.text, deps)
+    except UsageError as err:
+        reason = scrub_text(err.message)  # errors echo what was typed, a URL password included
+        ack(text=f"⚠ {reason}", response_type="ephemeral")
+        reject(deps=deps, request=request, reason=reason)
+        return
+    if job.progress is None:  # instant (help): the answer is the ack itself
+        result = job.run()
+        ack(text=result.message.text, blocks=result.message.blocks, response_type="ephemeral")
+        finish(deps=deps, request=request, job=job, result=result)
+        return
+    ack(text=job.progress, response_type="ephemeral")
+    result = run(job)
+    warning = finish(deps=deps, request=request, job=job, result=result)
+    answer(request=request, result=result, warning=warning, client=client, respond=respond)
+
+
+def run(job: Job) -> Result:
+    """The job's result; a user-facing error (Redis down...) becomes a one-line error result."""
+    try:
+        return job.run()
+    except RedisMemError as err:
+        message = f"⚠ {job.subcommand}: {err.message}"
+    except Exception:  # never a traceback in Slack; the log has it
+        log.exception("/redis-mem %s failed", job.subcommand)
+        message = f"⚠ {job.subcommand}: internal error (see the bot's log)"
+    return Result(message=Message(text=message, blocks=[]), outcome="error", summary=message[2:])
+
+
+def finish(*, deps: SlackDeps, request: SlashRequest, job: Job, result: Result) -> str | None:
+    """Count and audit the command; the audit warning line, if the trail is down."""
+    deps.metrics.command_handled(subcommand=job.subcommand, outcome=result.outcome)
+    entry = command_entry(
+        request=request,
+        subcommand=job.subcommand,
+        outcome=result.outcome,
+        summary=result.summary,
+        target=job.target,
+        parameters=job.parameters,
+    )
+    return record(deps.audit, entry)
+
+
+def reject(*, deps: SlackDeps, request: SlashRequest, reason: str) -> None:
+    """Count and audit a command refused for bad arguments (the ack already said why)."""
+    subcommand = known_subcommand(request.text)
+    deps.metrics.command_handled(subcommand=subcommand, outcome="rejected")
+    entry = command_entry(
+        request=request,
+        subcommand=subcommand,
+        outcome="rejected",
+        summary=reason,
+        parameters={"text": safe_text(request.text)},
+    )
+    record(deps.audit, entry)  # the ack is gone already: a trail outage is only logged
+
+
+def answer(
+    *,
+    request: SlashRequest,
+    result: Result,
+    warning: str | None,
+    client: WebClient,
+    respond: Respond,
+) -> None:
+    """Errors go to the asker only; results are posted in the channel."""
+    try:
+        if result.outcome == "error":
+            text = result.message.text if warning is None else f"{result.message.text}\n{warning}"
+            reply_error(respond=respond, text=text)
+            return
+        message = result.message if warning is None else result.message.with_context(warning)
+        post_in_channel(client=client, respond=respond, channel=request.channel_id, message=message)
+    except (SlackApiError, OSError) as err:
+        log.error("could not answer /redis-mem in %s: %s", request.channel_id, err)
+        reply_error(respond=respond, text="⚠ could not post the result in this channel")
+
+
+def safe_text(text: str) -> str:
+    """The typed text for the audit trail: URL passwords redacted, length capped."""
+    return clip(scrub_text(text), 200)

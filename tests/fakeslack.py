@@ -1,0 +1,181 @@
+"""A fake Slack Web API over real HTTP: records every call, answers like Slack.
+
+The real ``slack_sdk.WebClient`` (``base_url=fake.api_url``) and Bolt's
+``respond()`` (``response_url=fake.response_url(...)``) talk to it over a socket.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+BOT_USER_ID = "U0BOT"
+TEAM_ID = "T0FAKE"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request the fake received: the API method (or response_url path) and its params."""
+
+    method: str
+    params: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass
+class FakeSlack:
+    """Start with ``start()``, stop with ``stop()``; inspect ``calls`` or ``wait_for``."""
+
+    calls: list[Call] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)  # method -> Slack error code
+    usergroup_users: dict[str, list[str]] = field(default_factory=dict)
+    _server: ThreadingHTTPServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        assert self._server is not None, "start() the fake first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        """What SLACK_API_URL is set to (slack_sdk appends the method name)."""
+        return f"{self.base_url}/api/"
+
+    def response_url(self, name: str = "cmd") -> str:
+        """A response_url whose posts the fake records as method ``response_url/<name>``."""
+        return f"{self.base_url}/response_url/{name}"
+
+    def fail(self, method: str, error: str) -> None:
+        """Answer ``method`` with ``{"ok": false, "error": error}`` from now on."""
+        self.errors[method] = error
+
+    def start(self) -> FakeSlack:
+        """Serve on a free loopback port in a daemon thread."""
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def calls_to(self, method: str) -> list[Call]:
+        """The calls received so far for ``method``."""
+        with self._lock:
+            return [call for call in self.calls if call.method == method]
+
+    def wait_for(self, method: str, *, count: int = 1, timeout: float = 15.0) -> list[Call]:
+        """Poll (bounded) until ``count`` calls to ``method`` arrived; fail the test otherwise."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.calls_to(method)
+            if len(found) >= count:
+                return found
+            time.sleep(0.02)
+        seen = [call.method for call in self.calls]
+        raise AssertionError(f"no {count} call(s) to {method} within {timeout}s; saw {seen}")
+
+    def record(self, call: Call) -> dict[str, Any]:
+        """Store the call and build Slack's answer to it."""
+        with self._lock:
+            self.calls.append(call)
+        error = self.errors.get(call.method)
+        if error is not None:
+            return {"ok": False, "error": error}
+        answer = _ANSWERS.get(call.method, lambda fake, params: {})(self, call.params)
+        return {"ok": True, **answer}
+
+    def next_ts(self) -> str:
+        """A message timestamp like Slack's (unique per fake)."""
+        return f"1700000000.{next(self._ts):06d}"
+
+
+def _auth_test(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "url": "https://fake.slack.test/",
+        "team": "Fake",
+        "user": "redis-mem",
+        "team_id": TEAM_ID,
+        "user_id": BOT_USER_ID,
+        "bot_id": "B0BOT",
+        "is_enterprise_install": False,
+    }
+
+
+def _post_message(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
+    ts = fake.next_ts()
+    message = {"ts": ts, "text": params.get("text"), "blocks": params.get("blocks")}
+    return {"channel": params.get("channel"), "ts": ts, "message": message}
+
+
+def _update(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
+    return {"channel": params.get("channel"), "ts": params.get("ts"), "text": params.get("text")}
+
+
+def _users(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
+    return {"users": fake.usergroup_users.get(str(params.get("usergroup")), [])}
+
+
+_ANSWERS: dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]] = {
+    "auth.test": _auth_test,
+    "chat.postMessage": _post_message,
+    "chat.update": _update,
+    "chat.postEphemeral": lambda fake, params: {"message_ts": fake.next_ts()},
+    "views.open": lambda fake, params: {"view": {"id": "V0FAKE"}},
+    "usergroups.users.list": _users,
+}
+
+
+def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            params = _parse_body(body, self.headers.get("Content-Type", ""))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            path = self.path.split("?", 1)[0].strip("/")
+            if path.startswith("response_url/"):
+                fake.record(Call(method=path, params=params, headers=headers))
+                self._send(200, b"ok", "text/plain")
+                return
+            answer = fake.record(
+                Call(method=path.removeprefix("api/"), params=params, headers=headers)
+            )
+            self._send(200, json.dumps(answer).encode(), "application/json")
+
+        def _send(self, status: int, payload: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet test output
+            return
+
+    return Handler
+
+
+def _parse_body(body: bytes, content_type: str) -> dict[str, Any]:
+    """JSON or form params; form values that hold JSON (blocks) are decoded."""
+    text = body.decode("utf-8") if body else ""
+    if "json" in content_type:
+        return dict(json.loads(text or "{}"))
+    params: dict[str, Any] = dict(parse_qsl(text, keep_blank_values=True))
+    for key in ("blocks", "attachments", "view"):
+        if isinstance(params.get(key), str):
+            params[key] = json.loads(params[key])
+    return params

@@ -1,0 +1,112 @@
+"""Building and serving the app: configuration problems are one line, before listening."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client import CollectorRegistry
+from slack_bolt import App
+
+from bot.audit.entry import AuditEntry
+from bot.config import Settings, Target
+from bot.errors import ConfigError
+from bot.serve import run_bot, serve
+from bot.slack.app import api_base_url, build_app
+from bot.wiring import diagnosis_service
+from tests.fakeslack import FakeSlack
+from tests.redisserver import free_port
+
+TOKEN = "xoxb-secret-token-value"
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.entries: list[AuditEntry] = []
+
+    def record(self, entry: AuditEntry) -> None:
+        self.entries.append(entry)
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack().start()
+    yield fake
+    fake.stop()
+
+
+def settings(**values: object) -> Settings:
+    defaults: dict[str, object] = {
+        "slack_bot_token": TOKEN,
+        "slack_signing_secret": "s",
+        "slack_app_token": None,
+        "slack_api_url": None,
+    }
+    return Settings(**{**defaults, **values})  # type: ignore[arg-type]
+
+
+def build(config: Settings) -> App:
+    targets = {"prod": Target(name="prod", redis_url="redis://127.0.0.1:1/0")}
+    return build_app(
+        settings=config, diagnosis=diagnosis_service(config, targets), audit=ListSink()
+    )
+
+
+def test_build_checks_the_token_with_auth_test(fake_slack: FakeSlack) -> None:
+    app = build(settings(slack_api_url=fake_slack.api_url.rstrip("/")))
+
+    assert isinstance(app, App)
+    [call] = fake_slack.calls_to("auth.test")
+    assert call.headers["authorization"] == f"Bearer {TOKEN}"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"slack_bot_token": None, "slack_signing_secret": None},
+            "Slack is not configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET",
+        ),
+        ({"slack_signing_secret": None}, "Slack is not configured: set SLACK_SIGNING_SECRET"),
+    ],
+)
+def test_missing_credentials_are_one_line(values: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        build(settings(**values))
+    assert err.value.message == message
+    with pytest.raises(ConfigError, match=r"^Slack is not configured"):
+        serve(settings=settings(**values), app=None, registry=CollectorRegistry())  # type: ignore[arg-type]
+
+
+def test_socket_mode_needs_no_signing_secret(fake_slack: FakeSlack) -> None:
+    config = settings(
+        slack_signing_secret=None, slack_app_token="xapp-1", slack_api_url=fake_slack.api_url
+    )
+    assert isinstance(build(config), App)
+
+
+def test_rejected_token_is_one_line(fake_slack: FakeSlack) -> None:
+    fake_slack.fail("auth.test", "invalid_auth")
+
+    with pytest.raises(ConfigError) as err:
+        build(settings(slack_api_url=fake_slack.api_url))
+
+    assert err.value.message == "Slack did not accept SLACK_BOT_TOKEN (auth.test failed)"
+
+
+def test_unreachable_slack_is_one_line_without_the_token() -> None:
+    with pytest.raises(ConfigError) as err:
+        build(settings(slack_api_url=f"http://127.0.0.1:{free_port()}/api"))
+
+    assert err.value.message.startswith("cannot reach the Slack API to check the bot token")
+    assert TOKEN not in err.value.message and "\n" not in err.value.message
+
+
+def test_api_base_url_gets_the_slash_slack_sdk_needs() -> None:
+    assert api_base_url("http://x/api") == "http://x/api/"
+    assert api_base_url(None) == "https://slack.com/api/"
+
+
+def test_run_bot_refuses_missing_credentials_before_touching_the_database() -> None:
+    with pytest.raises(ConfigError, match=r"^Slack is not configured: set SLACK_BOT_TOKEN$"):
+        run_bot(settings(slack_bot_token=None, database_url="sqlite:////nonexistent/dir/x.db"))
