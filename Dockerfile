@@ -1,0 +1,23 @@
+# redis-mem: the Slack bot. Build: docker build -t redis-mem .   Run: see deploy/deployment.yaml
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PORT=3000 \
+    REDIS_MEM_MIGRATIONS_DIR=/app/migrations
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY bot ./bot
+COPY migrations ./migrations
+RUN pip install . && useradd --uid 10001 --no-create-home redismem
+
+# The audit database default is SQLite in the working directory; mount a volume
+# here or set DATABASE_URL to PostgreSQL in production.
+WORKDIR /data
+RUN chown redismem /data
+USER 10001
+EXPOSE 3000
+ENTRYPOINT ["redis-mem"]
+CMD ["serve"]

@@ -1,0 +1,118 @@
+"""The ``redis-mem`` command: the terminal face of the same services the Slack bot uses.
+
+Exit codes (a contract, see DESIGN.md): 0 ok; 1 the check found a problem worth paging
+for (critical); 2 usage or configuration error, one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from bot.errors import RedisMemError, UsageError
+
+EXIT_OK, EXIT_CRITICAL, EXIT_USAGE = 0, 1, 2
+
+app = typer.Typer(
+    name="redis-mem",
+    help="Diagnose and fix a Redis session store that is running out of memory (runbook RedisHighMemoryUsage).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def _err_console() -> Console:
+    return Console(stderr=True)
+
+
+@app.command()
+def diagnose(
+    redis_url: Annotated[str | None, typer.Option("--redis-url", help="Redis to diagnose (overrides REDIS_URL and the targets file).")] = None,
+    target: Annotated[str | None, typer.Option("--target", help="Target name from REDIS_MEM_TARGETS_FILE.")] = None,
+    full: Annotated[bool, typer.Option("--full", help="Scan every session key (rate-limited) instead of sampling.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the runbook's six diagnosis steps and name the scenario at fault."""
+    from bot.clikit import diagnose_command
+
+    raise typer.Exit(diagnose_command(redis_url=redis_url, target=target, full=full, as_json=as_json))
+
+
+@app.command()
+def capacity(
+    users: Annotated[int, typer.Option("--users", help="Peak concurrent users.")],
+    sessions_per_user: Annotated[int, typer.Option("--sessions-per-user", help="Sessions per user.")],
+    session_size: Annotated[str, typer.Option("--session-size", help="Average session size: 2KB, 1.5MB, 2048.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """The runbook's capacity formula: users x sessions x size x 1.2, then a 2-3x margin."""
+    from bot.clikit import capacity_command
+
+    raise typer.Exit(
+        capacity_command(
+            users=users, sessions_per_user=sessions_per_user, session_size=session_size, as_json=as_json
+        )
+    )
+
+
+@app.command()
+def demo(
+    as_json: JsonOpt = False,
+) -> None:
+    """Start throwaway redis-servers loaded with each runbook scenario and diagnose them."""
+    from bot.clikit import demo_command
+
+    raise typer.Exit(demo_command(as_json=as_json))
+
+
+@app.command()
+def serve() -> None:
+    """Run the Slack bot (Socket Mode when SLACK_APP_TOKEN is set, else HTTP on PORT)."""
+    from bot.clikit import serve_command
+
+    raise typer.Exit(serve_command())
+
+
+def _mount_subapps() -> None:
+    from bot.cli_audit import audit_app, db_app
+
+    app.add_typer(audit_app, name="audit", help="Read and verify the audit trail.")
+    app.add_typer(db_app, name="db", help="Manage the audit database schema.")
+
+
+def _fail(message: str) -> NoReturn:
+    _err_console().print(f"redis-mem: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _usage_message(err: typer.TyperException) -> str:
+    format_message = getattr(err, "format_message", None)
+    text = format_message() if callable(format_message) else str(err)
+    return " ".join(str(text).split()) or "bad usage"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script; turns every expected error into one line and exit 2."""
+    _mount_subapps()
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="redis-mem", standalone_mode=False)
+    except typer.Abort:
+        _fail("aborted")
+    except typer.TyperException as err:  # typer's own click: usage errors, bad parameters
+        _fail(_usage_message(err))
+    except RedisMemError as err:
+        _fail(err.message)
+    except KeyboardInterrupt:
+        _fail("interrupted")
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+__all__ = ["EXIT_CRITICAL", "EXIT_OK", "EXIT_USAGE", "UsageError", "app", "main"]

@@ -1,0 +1,139 @@
+"""Render a Diagnosis for a human at a terminal: a header, a gauge, tables, not a dump."""
+
+from __future__ import annotations
+
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from bot.diagnosis.capacity import CapacityPlan
+from bot.diagnosis.model import Check, Diagnosis, Severity
+from bot.units import format_bytes, format_duration
+
+_STYLE = {Severity.OK: "green", Severity.WARNING: "yellow", Severity.CRITICAL: "bold red"}
+_MARK = {Severity.OK: "OK", Severity.WARNING: "WARN", Severity.CRITICAL: "CRIT"}
+
+
+def gauge(ratio: float | None, width: int = 30) -> str:
+    """A text bar like ``[#########-----] 62%``; ``no limit`` when there is no ratio."""
+    if ratio is None:
+        return "[" + "?" * width + "] no limit"
+    filled = min(width, round(ratio * width))
+    return "[" + "#" * filled + "-" * (width - filled) + f"] {ratio:.0%}"
+
+
+def render_diagnosis(diagnosis: Diagnosis) -> RenderableType:
+    """Everything a paged engineer reads first, in the order they read it."""
+    parts: list[RenderableType] = [
+        _header(diagnosis),
+        _checks_table(diagnosis.checks),
+    ]
+    if diagnosis.scenarios:
+        parts.append(_scenarios_table(diagnosis))
+    else:
+        parts.append(Text("No runbook scenario matches: nothing to fix.", style="green"))
+    if diagnosis.findings:
+        parts.append(_findings_table(diagnosis))
+    if diagnosis.recommended_actions:
+        parts.append(Text("Recommended actions: " + ", ".join(diagnosis.recommended_actions)))
+    return Group(*parts)
+
+
+def _header(d: Diagnosis) -> Panel:
+    style = _STYLE[d.severity]
+    limit = format_bytes(d.maxmemory) if d.maxmemory else "no limit"
+    lines = [
+        Text.assemble(("Memory ", "bold"), gauge(d.usage_ratio), f"  {format_bytes(d.used_memory)} of {limit}"),
+        Text(
+            f"policy {d.maxmemory_policy} ({d.policy_source})   evicted {d.evicted_keys:,}   "
+            f"fragmentation {d.mem_fragmentation_ratio:.2f}   keys {d.dbsize:,}   "
+            f"sessions ~{d.session_keys:,} ({d.sample_mode})"
+        ),
+    ]
+    title = f"{d.severity.value.upper()}  {d.target}  (Redis {d.redis_version or '?'})"
+    return Panel(Group(*lines), title=title, title_align="left", border_style=style)
+
+
+def _checks_table(checks: tuple[Check, ...]) -> Table:
+    table = Table(title="Runbook diagnosis", title_justify="left", expand=True)
+    table.add_column("#", justify="right", width=2)
+    table.add_column("Check", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Result")
+    for check in checks:
+        status = Text(_MARK[check.status], style=_STYLE[check.status])
+        table.add_row(str(check.step), check.title, status, check.summary)
+    return table
+
+
+def _scenarios_table(d: Diagnosis) -> Table:
+    table = Table(title="Runbook scenarios", title_justify="left", expand=True, show_lines=True)
+    table.add_column("Scenario", no_wrap=True)
+    table.add_column("Evidence")
+    table.add_column("Actions", no_wrap=True)
+    for scenario in d.scenarios:
+        name = Text.assemble((scenario.id, "bold"), "\n", (scenario.runbook, "dim"))
+        evidence = "\n".join(f"- {line}" for line in scenario.evidence)
+        table.add_row(name, evidence, "\n".join(scenario.recommended_actions))
+    return table
+
+
+def _findings_table(d: Diagnosis) -> Table:
+    table = Table(title="Also noticed", title_justify="left", expand=True, show_header=False)
+    table.add_column("Severity", no_wrap=True)
+    table.add_column("Finding")
+    for finding in d.findings:
+        table.add_row(Text(_MARK[finding.severity], style=_STYLE[finding.severity]), finding.message)
+    return table
+
+
+def render_keys(d: Diagnosis) -> RenderableType:
+    """The key analysis: TTL histogram, sizes, idle time, top keys."""
+    table = Table(title=f"Session keys of {d.target} ({d.sample_mode})", title_justify="left")
+    table.add_column("Measure")
+    table.add_column("Value")
+    table.add_row("sampled", f"{d.sizes.sampled:,} of ~{d.session_keys:,}")
+    table.add_row("without TTL", f"{d.ttl.without_ttl:,} ({_pct(d.ttl.without_ttl_ratio)})")
+    for bucket, count in d.ttl.histogram.items():
+        table.add_row(f"TTL {bucket}", f"{count:,}")
+    table.add_row("mean / p95 / max size", " / ".join(
+        format_bytes(v) for v in (d.sizes.mean_bytes, d.sizes.p95_bytes, d.sizes.max_bytes)
+    ))
+    table.add_row(f"stale ({d.idle.measure})", f"{d.idle.stale:,} ({_pct(d.idle.stale_ratio)})")
+    table.add_row("median / max idle", " / ".join(
+        format_duration(v) for v in (d.idle.p50_idle_seconds, d.idle.max_idle_seconds)
+    ))
+    for key, size in d.sizes.top_keys[:5]:
+        table.add_row(f"large: {key}", format_bytes(size))
+    return table
+
+
+def _pct(ratio: float | None) -> str:
+    return "n/a" if ratio is None else f"{ratio:.1%}"
+
+
+def print_renderable(renderable: RenderableType, *, console: Console | None = None) -> None:
+    """Print to stdout (wide enough for the tables even when piped)."""
+    (console or Console(width=120 if not Console().is_terminal else None)).print(renderable)
+
+
+def render_capacity(plan: CapacityPlan) -> RenderableType:
+    """The runbook formula, each step shown, then what to configure."""
+    table = Table(title="Capacity plan (runbook formula)", title_justify="left")
+    table.add_column("Step")
+    table.add_column("Value", justify="right")
+    if plan.users is not None and plan.sessions_per_user is not None:
+        table.add_row("sessions = users x sessions/user", f"{plan.users:,} x {plan.sessions_per_user} = {plan.sessions:,}")
+    else:
+        table.add_row("sessions (measured)", f"{plan.sessions:,}")
+    table.add_row("session size", format_bytes(plan.session_size))
+    table.add_row(f"required = sessions x size x {plan.overhead}", format_bytes(plan.required_bytes))
+    table.add_row("with 2-3x safety margin", f"{format_bytes(plan.recommended_min_bytes)} - {format_bytes(plan.recommended_max_bytes)}")
+    table.add_row("suggested maxmemory", plan.maxmemory_directive)
+    table.add_row("pod memory request / limit (1.5x)", f"{plan.pod_memory_request} / {plan.pod_memory_limit}")
+    if plan.current_maxmemory is not None:
+        now = format_bytes(plan.current_maxmemory) if plan.current_maxmemory else "no limit"
+        verdict = "enough" if plan.current_is_enough else "too small"
+        table.add_row("current maxmemory", f"{now} ({verdict})")
+    return table

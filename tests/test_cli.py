@@ -1,0 +1,198 @@
+"""The ``redis-mem`` command end to end: real process, real redis-server, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.clirun import CliResult, run_cli
+from tests.conftest import RedisFactory
+
+
+@pytest.fixture
+def db_env(tmp_path: Path) -> dict[str, str]:
+    """Each test its own audit database, so nothing is written to the working tree."""
+    return {"DATABASE_URL": f"sqlite:///{tmp_path / 'audit.db'}"}
+
+
+def assert_one_line_error(result: CliResult, *needles: str) -> None:
+    assert result.code == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("redis-mem: error: ")
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_capacity_runbook_example_json(db_env: dict[str, str]) -> None:
+    result = run_cli(
+        "capacity", "--users", "10000", "--sessions-per-user", "3", "--session-size", "2KB", "--json",
+        env=db_env,
+    )
+    assert result.code == 0, result
+    plan = json.loads(result.stdout)
+    assert plan["sessions"] == 30_000
+    assert plan["session_size"] == 2048
+    assert plan["required_bytes"] == 73_728_000  # 10,000 x 3 x 2048 x 1.2, as the runbook counts
+
+
+def test_capacity_table_for_humans(db_env: dict[str, str]) -> None:
+    result = run_cli(
+        "capacity", "--users", "10000", "--sessions-per-user", "3", "--session-size", "2KB", env=db_env
+    )
+    assert result.code == 0, result
+    assert "70.3 MB" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--users", "10", "--sessions-per-user", "3", "--session-size", "abc"], "abc"),
+        (["--users", "10", "--sessions-per-user", "3", "--session-size", "-2KB"], "-2KB"),
+        (["--users", "0", "--sessions-per-user", "3", "--session-size", "2KB"], "users"),
+        (["--users", "ten", "--sessions-per-user", "3", "--session-size", "2KB"], "--users"),
+        (["--users", "10", "--session-size", "2KB"], "sessions-per-user"),
+    ],
+)
+def test_capacity_garbage_is_one_line_exit_2(args: list[str], needle: str, db_env: dict[str, str]) -> None:
+    assert_one_line_error(run_cli("capacity", *args, env=db_env), needle)
+
+
+def test_unknown_command_is_exit_2(db_env: dict[str, str]) -> None:
+    assert_one_line_error(run_cli("diagnoze", env=db_env), "diagnoze")
+
+
+def test_diagnose_unreachable_redis(db_env: dict[str, str]) -> None:
+    from tests.redisserver import free_port
+
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    assert_one_line_error(run_cli("diagnose", "--redis-url", url, env=db_env), "127.0.0.1")
+
+
+def test_diagnose_wrong_password_never_shows_it(redis_factory: RedisFactory, db_env: dict[str, str]) -> None:
+    server = redis_factory(password="right-horse")
+    url = f"redis://:wrong-battery@127.0.0.1:{server.port}/0"
+    result = run_cli("diagnose", "--redis-url", url, env=db_env)
+    assert_one_line_error(result)
+    assert "wrong-battery" not in result.stderr + result.stdout
+
+
+def test_diagnose_bad_url_scheme(db_env: dict[str, str]) -> None:
+    assert_one_line_error(run_cli("diagnose", "--redis-url", "http://x", env=db_env), "redis")
+
+
+def test_diagnose_unknown_target(tmp_path: Path, db_env: dict[str, str]) -> None:
+    targets = tmp_path / "targets.yaml"
+    targets.write_text("targets:\n  - name: prod\n    redis_url: redis://127.0.0.1:1/0\n")
+    env = {**db_env, "REDIS_MEM_TARGETS_FILE": str(targets)}
+    assert_one_line_error(run_cli("diagnose", "--target", "staging", env=env), "staging", "prod")
+
+
+def test_diagnose_bad_targets_file(tmp_path: Path, db_env: dict[str, str]) -> None:
+    targets = tmp_path / "targets.yaml"
+    targets.write_text("targets: [ {name: prod, redis_url: ")
+    env = {**db_env, "REDIS_MEM_TARGETS_FILE": str(targets)}
+    assert_one_line_error(run_cli("diagnose", env=env), "targets file")
+
+
+def test_diagnose_password_from_env_var(
+    tmp_path: Path, redis_factory: RedisFactory, db_env: dict[str, str]
+) -> None:
+    server = redis_factory(password="s3cret-pass")
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(
+        "targets:\n  - name: prod\n"
+        f"    redis_url: redis://127.0.0.1:{server.port}/0\n    password_env: PROD_REDIS_PASSWORD\n"
+    )
+    env = {**db_env, "REDIS_MEM_TARGETS_FILE": str(targets), "PROD_REDIS_PASSWORD": "s3cret-pass"}
+    result = run_cli("diagnose", "--target", "prod", "--json", env=env)
+    assert result.code == 0, result
+    assert json.loads(result.stdout)["target"] == "prod"
+    assert "s3cret-pass" not in result.stdout + result.stderr
+    missing = run_cli("diagnose", env={**db_env, "REDIS_MEM_TARGETS_FILE": str(targets)})
+    assert_one_line_error(missing, "PROD_REDIS_PASSWORD")
+
+
+def test_diagnose_json_contract_and_ttl_leak(redis_factory: RedisFactory, db_env: dict[str, str]) -> None:
+    server = redis_factory("--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru")
+    client = redis.Redis.from_url(server.url)
+    pipe = client.pipeline(transaction=False)
+    for i in range(2000):
+        if i % 2:
+            pipe.set(f"session:{i}", b"x" * 1500)  # the leak: SET without EXPIRE
+        else:
+            pipe.set(f"session:{i}", b"x" * 1500, ex=86400)
+    pipe.execute()
+    result = run_cli("diagnose", "--redis-url", server.url, "--json", env=db_env)
+    assert result.code == 0, result
+    data = json.loads(result.stdout)
+    for key in (
+        "target", "checked_at", "used_memory", "maxmemory", "usage_ratio", "severity", "evicted_keys",
+        "mem_fragmentation_ratio", "dbsize", "maxmemory_policy", "session_keys", "ttl", "sizes",
+        "scenarios",
+    ):
+        assert key in data, key
+    assert set(data["ttl"]) >= {"sampled", "without_ttl", "without_ttl_ratio", "histogram"}
+    assert set(data["sizes"]) >= {"sampled", "mean_bytes", "p95_bytes", "max_bytes", "top_keys"}
+    assert data["maxmemory"] == 64 * 1024**2
+    assert data["dbsize"] == 2000
+    assert 0.3 < data["ttl"]["without_ttl_ratio"] < 0.7
+    leak = [s for s in data["scenarios"] if s["id"] == "ttl-leak"]
+    assert leak and "expire-keys-without-ttl" in leak[0]["recommended_actions"]
+    assert leak[0]["evidence"]
+
+
+def test_diagnose_table_for_humans(redis_factory: RedisFactory, db_env: dict[str, str]) -> None:
+    server = redis_factory("--maxmemory", "64mb")
+    redis.Redis.from_url(server.url).set("session:a", "x")
+    result = run_cli("diagnose", "--redis-url", server.url, env=db_env)
+    assert result.code == 0, result
+    assert "Runbook diagnosis" in result.stdout
+    assert "{" not in result.stdout.splitlines()[0]  # a table, not a dump
+
+
+def test_diagnose_critical_exits_1_and_maxmemory_0_is_not_a_crash(
+    redis_factory: RedisFactory, db_env: dict[str, str]
+) -> None:
+    unlimited = redis_factory()
+    result = run_cli("diagnose", "--redis-url", unlimited.url, "--json", env=db_env)
+    assert result.code == 0, result
+    data = json.loads(result.stdout)
+    assert data["maxmemory"] == 0 and data["usage_ratio"] is None
+
+    full = redis_factory("--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru")
+    client = redis.Redis.from_url(full.url)
+    pipe = client.pipeline(transaction=False)
+    for i in range(8000):
+        pipe.set(f"session:{i}", b"y" * 1024, ex=3600)
+    pipe.execute()
+    result = run_cli("diagnose", "--redis-url", full.url, "--json", env=db_env)
+    assert result.code == 1, result
+    data = json.loads(result.stdout)
+    assert data["severity"] == "critical"
+    assert data["evicted_keys"] > 0
+
+
+def test_diagnose_with_config_disabled(redis_factory: RedisFactory, db_env: dict[str, str]) -> None:
+    server = redis_factory("--maxmemory", "64mb", "--maxmemory-policy", "volatile-lru", "--rename-command", "CONFIG", "")
+    result = run_cli("diagnose", "--redis-url", server.url, "--json", env=db_env)
+    assert result.code == 0, result
+    assert json.loads(result.stdout)["maxmemory_policy"] == "volatile-lru"
+
+
+def test_diagnose_empty_and_non_session_keyspaces(redis_factory: RedisFactory, db_env: dict[str, str]) -> None:
+    server = redis_factory("--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru")
+    empty = run_cli("diagnose", "--redis-url", server.url, "--json", env=db_env)
+    assert empty.code == 0, empty
+    assert json.loads(empty.stdout)["session_keys"] == 0
+    client = redis.Redis.from_url(server.url)
+    client.mset({f"cache:{i}": "v" for i in range(500)})
+    other = run_cli("diagnose", "--redis-url", server.url, "--json", env=db_env)
+    assert other.code == 0, other
+    data = json.loads(other.stdout)
+    assert data["session_keys"] == 0 and data["dbsize"] == 500
+    assert data["scenarios"] == []
