@@ -36,3 +36,7 @@ class RedisUnavailable(RedisMemError):
 
 class AuditUnavailable(RedisMemError):
     """The audit database could not record an event; changes must not run."""
+
+
+class KubernetesError(RedisMemError):
+    """The Kubernetes API refused or failed a call (403, 404, 409, 5xx, timeout)."""
