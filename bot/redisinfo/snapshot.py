@@ -55,7 +55,7 @@ class KeyspaceDb:
     avg_ttl_ms: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a full scan holds one per session key
 class KeyStat:
     """One session key as measured in Redis.
 

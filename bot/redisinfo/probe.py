@@ -1,0 +1,105 @@
+"""LiveRedisProbe: the real ``RedisProbe``, one connection per snapshot."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import redis
+
+from bot.redisinfo.client import DEFAULT_TIMEOUT, connect, redis_errors
+from bot.redisinfo.fullscan import scan_sessions
+from bot.redisinfo.info import read_server_info
+from bot.redisinfo.sampling import sample_sessions
+from bot.redisinfo.snapshot import ProgressFn, Snapshot
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware (UTC)."""
+    return datetime.now(UTC)
+
+
+class LiveRedisProbe:
+    """Reads a Snapshot from the Redis at ``url``.
+
+    ``scan_rate``: full mode scans at most this many keys a second (None or 0: no
+    limit, for benchmarks only). Errors reach the caller as one-line
+    ``RedisUnavailable`` (or ``ConfigError`` for a malformed URL).
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        url: str,
+        scan_rate: int | None = 20_000,
+        timeout: float = DEFAULT_TIMEOUT,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.name = name
+        self._url = url  # may hold a password: never show it (bot.config.redact_url)
+        self._scan_rate = scan_rate
+        self._timeout = timeout
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"LiveRedisProbe(name={self.name!r})"
+
+    def snapshot(
+        self,
+        *,
+        pattern: str,
+        sample_size: int,
+        full: bool = False,
+        progress: ProgressFn | None = None,
+    ) -> Snapshot:
+        """Read memory, stats, keyspace, policy and session keys (sampled or full)."""
+        client = connect(self._url, timeout=self._timeout)
+        try:
+            with redis_errors(self._url, timeout=self._timeout):
+                return self._read(
+                    client, pattern=pattern, sample_size=sample_size, full=full, progress=progress
+                )
+        finally:
+            client.close()
+
+    def _read(
+        self,
+        client: redis.Redis,
+        *,
+        pattern: str,
+        sample_size: int,
+        full: bool,
+        progress: ProgressFn | None,
+    ) -> Snapshot:
+        taken_at = self._clock()
+        info = read_server_info(client)
+        if full:
+            sample = scan_sessions(
+                client,
+                pattern=pattern,
+                dbsize=info.dbsize,
+                lfu=info.lfu,
+                rate=self._scan_rate,
+                progress=progress,
+            )
+        else:
+            sample = sample_sessions(
+                client, pattern=pattern, sample_size=sample_size, dbsize=info.dbsize, lfu=info.lfu
+            )
+        return Snapshot(
+            target=self.name,
+            taken_at=taken_at,
+            redis_version=info.redis_version,
+            memory=info.memory,
+            stats=info.stats,
+            keyspace=info.keyspace,
+            db=int(client.get_connection_kwargs().get("db", 0) or 0),
+            dbsize=info.dbsize,
+            maxmemory_policy=info.maxmemory_policy,
+            policy_source=info.policy_source,
+            config_available=info.config_available,
+            sample=sample,
+            settings=info.settings,
+            persistence=info.persistence,
+        )
