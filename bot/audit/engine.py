@@ -1,0 +1,72 @@
+"""Build the audit database engine: driver choice, SQLite locking, short timeouts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from bot.errors import ConfigError
+
+# Execution option that makes the next SQLite transaction take the write lock at BEGIN.
+WRITE_LOCK = "audit_write_lock"
+SQLITE_BUSY_SECONDS = 15.0
+PG_CONNECT_TIMEOUT_SECONDS = 5
+
+
+def parse_database_url(url: str | URL) -> URL:
+    """Parse ``DATABASE_URL``; plain ``postgresql://`` means psycopg 3 (the driver we ship)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError("DATABASE_URL is not a valid database URL") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"DATABASE_URL: unsupported database {parsed.get_backend_name()!r} "
+            "(use sqlite:/// or postgresql://)"
+        )
+    return parsed
+
+
+def make_engine(url: str | URL, **kwargs: Any) -> Engine:
+    """An engine for the audit store; opens no connection until first use."""
+    parsed = parse_database_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, **kwargs)
+    connect_args = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
+    connect_args.update(kwargs.pop("connect_args", {}))
+    return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+
+
+def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
+    connect_args = {"timeout": SQLITE_BUSY_SECONDS}
+    connect_args.update(kwargs.pop("connect_args", {}))
+    engine = create_engine(url, connect_args=connect_args, **kwargs)
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling defers BEGIN until the first write, so
+    # two writers could both read the same chain head. Turn it off and emit BEGIN
+    # ourselves (SQLAlchemy's "serializable isolation / savepoints" pysqlite recipe).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        # WAL lets readers (verify, export) run while a writer appends.
+        cursor.execute("PRAGMA journal_mode=WAL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    if connection.get_execution_options().get(WRITE_LOCK):
+        # Take the database write lock now, waiting up to the busy timeout.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        connection.exec_driver_sql("BEGIN")

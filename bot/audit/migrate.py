@@ -1,0 +1,100 @@
+"""Apply and check Alembic migrations of the audit database, from any working directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine
+
+from bot.audit.engine import make_engine
+from bot.audit.failures import DB_ERRORS, unavailable
+from bot.errors import ConfigError
+
+MIGRATIONS_ENV = "REDIS_MEM_MIGRATIONS_DIR"
+
+
+def migrations_dir() -> Path:
+    """``$REDIS_MEM_MIGRATIONS_DIR``, else the top-level ``migrations/`` beside ``bot/``."""
+    configured = os.environ.get(MIGRATIONS_ENV)
+    path = Path(configured) if configured else Path(__file__).resolve().parents[2] / "migrations"
+    if not (path / "env.py").is_file():
+        raise ConfigError(
+            f"audit migrations not found at {path} (set {MIGRATIONS_ENV} to the migrations folder)"
+        )
+    return path
+
+
+def alembic_config(*, url: str | None = None, connection: Connection | None = None) -> Config:
+    """An Alembic Config built in code: no alembic.ini, no dependence on the cwd."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    if url is not None:
+        # '%' is interpolation syntax in ConfigParser; escape it in URLs.
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision the code ships."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise ConfigError("audit migrations folder has no revisions")
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None: never migrated); AuditUnavailable if unreachable."""
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except DB_ERRORS as err:
+        raise unavailable(engine, err, doing="reading its migration revision") from None
+
+
+def upgrade(engine: Engine, *, revision: str = "head") -> None:
+    """Apply migrations up to ``revision`` over the engine."""
+    _run(engine, lambda config: command.upgrade(config, revision))
+
+
+def downgrade(engine: Engine, *, revision: str) -> None:
+    """Revert migrations down to ``revision`` (``base`` removes every audit table)."""
+    _run(engine, lambda config: command.downgrade(config, revision))
+
+
+def prepare_database(url: str) -> None:
+    """Start-up check for ``serve``: migrate SQLite; refuse a PostgreSQL behind head."""
+    engine = make_engine(url)
+    try:
+        if engine.dialect.name == "sqlite":
+            upgrade(engine)
+            return
+        ensure_current(engine)
+    finally:
+        engine.dispose()
+
+
+def ensure_current(engine: Engine) -> None:
+    """Raise ConfigError unless the database is at the head revision."""
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        raise ConfigError(
+            f"audit database is at revision {current or 'none'}, code needs {head}: "
+            "run `redis-mem db upgrade`"
+        )
+
+
+def _run(engine: Engine, step: object) -> None:
+    assert callable(step)
+    try:
+        with engine.connect() as conn:
+            step(alembic_config(connection=conn))
+            conn.commit()
+    except DB_ERRORS as err:
+        raise unavailable(engine, err, doing="applying migrations") from None

@@ -1,0 +1,193 @@
+"""``redis-mem audit ...`` and ``redis-mem db ...``: read, verify, export, migrate.
+
+Settings are read when a command runs, never at import. Every expected failure
+is one line on stderr and exit 2; ``audit verify`` exits 1 on a broken chain.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, TextIO, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy import Engine
+
+from bot.errors import RedisMemError, UsageError
+
+EXIT_OK, EXIT_BROKEN, EXIT_USAGE = 0, 1, 2
+T = TypeVar("T")
+
+audit_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+db_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+def cli_actor() -> str:
+    """The actor recorded for CLI actions: ``cli:<os user>``."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry (containers with arbitrary uids)
+        return "cli:unknown"
+
+
+@contextmanager
+def _engine(*, prepare: bool = True) -> Iterator[Engine]:
+    """The audit engine; with ``prepare``, SQLite is migrated and PostgreSQL checked current
+    (as ``serve`` does), so reading a fresh embedded database works and a stale one says why."""
+    from bot.audit.engine import make_engine
+    from bot.audit.migrate import prepare_database
+    from bot.config import Settings
+
+    url = Settings.load().database_url
+    if prepare:
+        prepare_database(url)
+    engine = make_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _run(action: Callable[[], T]) -> T:
+    """Run a command body; a RedisMemError becomes one line on stderr and exit 2."""
+    try:
+        return action()
+    except RedisMemError as err:
+        sys.stderr.write(f"redis-mem: error: {err.message}\n")
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+@audit_app.command("list")
+def list_command(
+    since: Annotated[str | None, typer.Option(help="ISO date/time or an age: 30m, 1h, 2d.")] = None,
+    actor: Annotated[str | None, typer.Option(help="Slack user id, scheduler, cli:<user>.")] = None,
+    action: Annotated[str | None, typer.Option(help="Action, or a prefix ending in . or *")] = None,
+    target: Annotated[str | None, typer.Option(help="Target name.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many rows.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Show the newest audit entries, newest first."""
+
+    def body() -> None:
+        from bot.audit.since import parse_since
+        from bot.audit.store import SqlAuditStore
+
+        when = parse_since(since) if since else None
+        with _engine() as engine:
+            entries = SqlAuditStore(engine).list_entries(
+                since=when, actor=actor, action=action, target=target, limit=limit
+            )
+        if as_json:
+            sys.stdout.write(json.dumps([e.as_dict() for e in entries], indent=2) + "\n")
+            return
+        table = Table()
+        for name in ("seq", "when (UTC)", "actor", "action", "target", "outcome"):
+            table.add_column(name, no_wrap=True)  # ids must stay greppable
+        table.add_column("summary", overflow="fold", min_width=20)
+        for e in entries:
+            who = f"{e.actor} ({e.actor_name})" if e.actor_name else e.actor
+            cells = (str(e.seq), e.at.strftime("%Y-%m-%d %H:%M:%S"), who, e.action,
+                     e.target or "", e.outcome, e.summary)  # fmt: skip
+            # Text, not str: a "[/x]" typed by a user is data, not rich markup.
+            table.add_row(*(Text(cell) for cell in cells))
+        # Piped output keeps whole lines (for grep); a terminal wraps the summary.
+        Console(width=None if sys.stdout.isatty() else 1000).print(table)
+
+    _run(body)
+
+
+@audit_app.command("verify")
+def verify_command(
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Processes (big trails).")] = min(
+        4, os.cpu_count() or 1
+    ),
+) -> None:
+    """Walk the hash chain; exit 0 when intact, 1 naming the first bad row."""
+
+    def body() -> int:
+        from bot.audit.verify import verify_chain
+
+        with _engine() as engine:
+            result = verify_chain(engine, workers=workers)
+        (sys.stdout if result.ok else sys.stderr).write(result.describe() + "\n")
+        return EXIT_OK if result.ok else EXIT_BROKEN
+
+    raise typer.Exit(_run(body))
+
+
+@audit_app.command("export")
+def export_command(
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
+    since: Annotated[str | None, typer.Option(help="ISO date/time or an age: 30m, 1h, 2d.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File, else stdout.")
+    ] = None,
+) -> None:
+    """Stream every entry, oldest first, as JSON lines or CSV (constant memory)."""
+
+    def body() -> None:
+        from bot.audit.export import FORMATS, write_csv, write_jsonl
+        from bot.audit.since import parse_since
+        from bot.audit.store import SqlAuditStore
+
+        if fmt not in FORMATS:
+            raise UsageError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        when = parse_since(since) if since else None
+        writer = write_jsonl if fmt == "jsonl" else write_csv
+        with _engine() as engine, _open(output) as out:
+            writer(SqlAuditStore(engine).iter_entries(since=when), out)
+
+    _run(body)
+
+
+@contextmanager
+def _open(path: Path | None) -> Iterator[TextIO]:
+    if path is None:
+        yield sys.stdout
+        return
+    try:
+        handle = path.open("w", encoding="utf-8", newline="")
+    except OSError as err:
+        raise UsageError(f"cannot write {path}: {err.strerror}") from None
+    with handle:
+        yield handle
+
+
+@db_app.command("upgrade")
+def upgrade_command(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Apply the audit database migrations to DATABASE_URL."""
+
+    def body() -> None:
+        from bot.audit.migrate import current_revision, upgrade
+
+        with _engine(prepare=False) as engine:
+            upgrade(engine, revision=revision)
+            sys.stdout.write(f"audit database at revision {current_revision(engine)}\n")
+
+    _run(body)
+
+
+@db_app.command("current")
+def current_command() -> None:
+    """Print the database's revision and the code's head."""
+
+    def body() -> None:
+        from bot.audit.migrate import current_revision, head_revision
+
+        with _engine(prepare=False) as engine:
+            current = current_revision(engine)
+        head = head_revision()
+        state = "up to date" if current == head else "behind: run `redis-mem db upgrade`"
+        sys.stdout.write(f"database {current or 'none'}, code head {head} ({state})\n")
+
+    _run(body)

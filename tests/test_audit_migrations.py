@@ -1,0 +1,75 @@
+"""Models and migrations agree; upgrade/downgrade/upgrade works; start-up refuses a stale DB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from bot.audit.engine import make_engine
+from bot.audit.migrate import (
+    MIGRATIONS_ENV,
+    current_revision,
+    downgrade,
+    head_revision,
+    migrations_dir,
+    prepare_database,
+    upgrade,
+)
+from bot.audit.models import Base
+from bot.audit.store import SqlAuditStore
+from bot.errors import ConfigError
+from tests.dbfixtures import db_url, entry, pg_url  # noqa: F401
+
+
+def test_models_match_migrations(db_url: str) -> None:  # noqa: F811
+    engine = make_engine(db_url)
+    upgrade(engine)
+    with engine.connect() as conn:
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+        )
+    engine.dispose()
+    assert diff == []
+
+
+def test_upgrade_downgrade_upgrade(db_url: str) -> None:  # noqa: F811
+    engine = make_engine(db_url)
+    upgrade(engine)
+    SqlAuditStore(engine).record(entry())
+    assert current_revision(engine) == head_revision()
+    downgrade(engine, revision="base")
+    assert current_revision(engine) is None
+    assert not {"audit_events", "audit_chain_head"} & set(inspect(engine).get_table_names())
+    upgrade(engine)
+    assert SqlAuditStore(engine).append(entry()).seq == 1
+    engine.dispose()
+
+
+def test_prepare_database_migrates_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    prepare_database(url)
+    engine = make_engine(url)
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
+
+
+def test_prepare_database_refuses_stale_postgresql(pg_url: str) -> None:  # noqa: F811
+    with pytest.raises(ConfigError, match=r"revision none, code needs .*redis-mem db upgrade"):
+        prepare_database(pg_url)
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    engine.dispose()
+    prepare_database(pg_url)  # at head: no complaint
+
+
+def test_migrations_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The environment is the interface here, not our code: setting it is fair game.
+    monkeypatch.setenv(MIGRATIONS_ENV, str(migrations_dir()))
+    assert migrations_dir().name == "migrations"
+    monkeypatch.setenv(MIGRATIONS_ENV, str(tmp_path))
+    with pytest.raises(ConfigError, match=MIGRATIONS_ENV):
+        migrations_dir()
