@@ -6,6 +6,7 @@ for (critical); 2 usage or configuration error, one line on stderr, never a trac
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Annotated, NoReturn
 
@@ -18,7 +19,7 @@ EXIT_OK, EXIT_CRITICAL, EXIT_USAGE = 0, 1, 2
 
 app = typer.Typer(
     name="redis-mem",
-    help="Diagnose and fix a Redis session store that is running out of memory (runbook RedisHighMemoryUsage).",
+    help="Diagnose and fix a Redis session store running out of memory (RedisHighMemoryUsage).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -34,22 +35,38 @@ def _err_console() -> Console:
 
 @app.command()
 def diagnose(
-    redis_url: Annotated[str | None, typer.Option("--redis-url", help="Redis to diagnose (overrides REDIS_URL and the targets file).")] = None,
-    target: Annotated[str | None, typer.Option("--target", help="Target name from REDIS_MEM_TARGETS_FILE.")] = None,
-    full: Annotated[bool, typer.Option("--full", help="Scan every session key (rate-limited) instead of sampling.")] = False,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            "--redis-url", help="Redis to diagnose (overrides REDIS_URL and the targets file)."
+        ),
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="Target name from REDIS_MEM_TARGETS_FILE.")
+    ] = None,
+    full: Annotated[
+        bool,
+        typer.Option("--full", help="Scan every session key (rate-limited) instead of sampling."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the runbook's six diagnosis steps and name the scenario at fault."""
     from bot.clikit import diagnose_command
 
-    raise typer.Exit(diagnose_command(redis_url=redis_url, target=target, full=full, as_json=as_json))
+    raise typer.Exit(
+        diagnose_command(redis_url=redis_url, target=target, full=full, as_json=as_json)
+    )
 
 
 @app.command()
 def capacity(
     users: Annotated[int, typer.Option("--users", help="Peak concurrent users.")],
-    sessions_per_user: Annotated[int, typer.Option("--sessions-per-user", help="Sessions per user.")],
-    session_size: Annotated[str, typer.Option("--session-size", help="Average session size: 2KB, 1.5MB, 2048.")],
+    sessions_per_user: Annotated[
+        int, typer.Option("--sessions-per-user", help="Sessions per user.")
+    ],
+    session_size: Annotated[
+        str, typer.Option("--session-size", help="Average session size: 2KB, 1.5MB, 2048.")
+    ],
     as_json: JsonOpt = False,
 ) -> None:
     """The runbook's capacity formula: users x sessions x size x 1.2, then a 2-3x margin."""
@@ -57,7 +74,10 @@ def capacity(
 
     raise typer.Exit(
         capacity_command(
-            users=users, sessions_per_user=sessions_per_user, session_size=session_size, as_json=as_json
+            users=users,
+            sessions_per_user=sessions_per_user,
+            session_size=session_size,
+            as_json=as_json,
         )
     )
 
@@ -88,7 +108,9 @@ def _mount_subapps() -> None:
 
 
 def _fail(message: str) -> NoReturn:
-    _err_console().print(f"redis-mem: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    _err_console().print(
+        f"redis-mem: error: {message}", markup=False, highlight=False, soft_wrap=True
+    )
     sys.exit(EXIT_USAGE)
 
 
@@ -96,6 +118,25 @@ def _usage_message(err: typer.TyperException) -> str:
     format_message = getattr(err, "format_message", None)
     text = format_message() if callable(format_message) else str(err)
     return " ".join(str(text).split()) or "bad usage"
+
+
+def _record_rejection(argv: list[str], message: str) -> None:
+    """Audit a refused command line (best effort: its own error line stays the only output)."""
+    from bot.clikit import record_cli
+    from bot.config import Settings
+
+    words = [word for word in argv if not word.startswith("-")]
+    name = words[0] if words else "none"
+    # No settings, no audit: the user still gets the one-line error.
+    with contextlib.suppress(RedisMemError):
+        record_cli(
+            Settings.load(),
+            action="command.rejected",
+            outcome="rejected",
+            summary=message,
+            parameters={"command": name[:40]},
+            quiet=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -107,7 +148,9 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         _fail("aborted")
     except typer.TyperException as err:  # typer's own click: usage errors, bad parameters
-        _fail(_usage_message(err))
+        message = _usage_message(err)
+        _record_rejection(argv if argv is not None else sys.argv[1:], message)
+        _fail(message)
     except RedisMemError as err:
         _fail(err.message)
     except KeyboardInterrupt:

@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from bot.audit.entry import AuditEntry
 from bot.config import Settings
 from bot.diagnosis.model import Diagnosis, Severity
-from bot.errors import UsageError
+from bot.errors import AuditUnavailable, ConfigError, RedisMemError, UsageError
 from bot.redisinfo.snapshot import ProgressFn
 
 EXIT_OK, EXIT_CRITICAL = 0, 1
@@ -49,20 +49,91 @@ def _scan_progress(enabled: bool) -> Iterator[ProgressFn | None]:
         yield update
 
 
-def diagnose_command(*, redis_url: str | None, target: str | None, full: bool, as_json: bool) -> int:
+def record_cli(
+    settings: Settings,
+    *,
+    action: str,
+    outcome: str,
+    summary: str,
+    target: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    quiet: bool = False,
+) -> None:
+    """Write one audit row for a CLI command (actor ``cli:<os user>``).
+
+    Read-only commands answer even when the trail is down: then one warning line
+    goes to stderr (none when ``quiet``, used for rejected input whose own error
+    line must stay the only one).
+    """
+    from bot.audit.scrub import scrub_text
+    from bot.cli_audit import cli_actor
+    from bot.wiring import audit_store
+
+    entry = AuditEntry(
+        actor=cli_actor(),
+        source="cli",
+        action=action,
+        outcome=outcome,
+        summary=scrub_text(summary),
+        target=target,
+        parameters=parameters or {},
+    )
+    try:
+        store, engine = audit_store(settings)
+        try:
+            store.record(entry)
+        finally:
+            engine.dispose()
+    except (AuditUnavailable, ConfigError) as err:
+        if not quiet:
+            Console(stderr=True).print(
+                f"redis-mem: warning: audit trail unavailable: {err.message}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
+def diagnosis_summary(diagnosis: Diagnosis) -> str:
+    """``critical: ttl-leak, eviction-policy`` (what the audit row says)."""
+    ids = ", ".join(s.id for s in diagnosis.scenarios) or "no scenario"
+    return f"{diagnosis.severity.value}: {ids}"
+
+
+def diagnose_command(
+    *, redis_url: str | None, target: str | None, full: bool, as_json: bool
+) -> int:
     """``redis-mem diagnose``: exit 1 when critical."""
     from bot.diagnosis.serialize import diagnosis_to_dict
     from bot.presenters.terminal import print_renderable, render_diagnosis
     from bot.wiring import diagnosis_service, targets_for
 
     settings = Settings.load()
+    params: dict[str, Any] = {"full": full, "target": target, "redis_url": redis_url}
     try:
         targets = targets_for(settings, redis_url=redis_url, name=target)
-    except ValidationError as err:
-        raise UsageError(f"--redis-url: {err.errors()[0]['msg']}") from None
-    service = diagnosis_service(settings, targets)
-    with _scan_progress(full) as progress:
-        diagnosis = service.diagnose(target, full=full, progress=progress)
+        service = diagnosis_service(settings, targets)
+        with _scan_progress(full) as progress:
+            diagnosis = service.diagnose(target, full=full, progress=progress)
+    except RedisMemError as err:
+        record_cli(
+            settings,
+            action="command.diagnose",
+            outcome="error",
+            summary=err.message,
+            target=target,
+            parameters=params,
+            quiet=True,
+        )
+        raise
+    record_cli(
+        settings,
+        action="command.diagnose",
+        outcome=diagnosis.severity.value,
+        summary=diagnosis_summary(diagnosis),
+        target=diagnosis.target,
+        parameters=params,
+    )
     if as_json:
         _print_json(diagnosis_to_dict(diagnosis))
     else:
@@ -70,15 +141,41 @@ def diagnose_command(*, redis_url: str | None, target: str | None, full: bool, a
     return _exit_code(diagnosis)
 
 
-def capacity_command(*, users: int, sessions_per_user: int, session_size: str, as_json: bool) -> int:
+def capacity_command(
+    *, users: int, sessions_per_user: int, session_size: str, as_json: bool
+) -> int:
     """``redis-mem capacity``: the runbook formula."""
     from bot.diagnosis.capacity import plan_capacity
     from bot.diagnosis.serialize import capacity_to_dict
     from bot.presenters.terminal import print_renderable, render_capacity
     from bot.units import parse_size
 
-    plan = plan_capacity(
-        users=users, sessions_per_user=sessions_per_user, session_size=parse_size(session_size)
+    settings = Settings.load()
+    params: dict[str, Any] = {
+        "users": users,
+        "sessions_per_user": sessions_per_user,
+        "session_size": session_size,
+    }
+    try:
+        plan = plan_capacity(
+            users=users, sessions_per_user=sessions_per_user, session_size=parse_size(session_size)
+        )
+    except UsageError as err:
+        record_cli(
+            settings,
+            action="command.capacity",
+            outcome="rejected",
+            summary=err.message,
+            parameters=params,
+            quiet=True,
+        )
+        raise
+    record_cli(
+        settings,
+        action="command.capacity",
+        outcome="ok",
+        parameters=params,
+        summary=f"{plan.sessions:,} sessions x {plan.session_size} B: {plan.maxmemory_directive}",
     )
     if as_json:
         _print_json(capacity_to_dict(plan))
@@ -96,7 +193,10 @@ def demo_command(*, as_json: bool) -> int:
     settings = Settings.load()
     results: list[dict[str, Any]] = []
 
+    seen: list[str] = []
+
     def show(scenario: str, diagnosis: Diagnosis) -> None:
+        seen.append(f"{scenario}={diagnosis.severity.value}")
         if as_json:
             results.append({"demo_scenario": scenario, **diagnosis_to_dict(diagnosis)})
             return
@@ -104,6 +204,9 @@ def demo_command(*, as_json: bool) -> int:
         print_renderable(render_diagnosis(diagnosis))
 
     run_demo(on_result=show, thresholds=settings.thresholds)
+    record_cli(
+        settings, action="command.demo", outcome="ok", summary="demo stores: " + ", ".join(seen)
+    )
     if as_json:
         _print_json(results)
     return EXIT_OK
@@ -111,7 +214,7 @@ def demo_command(*, as_json: bool) -> int:
 
 def serve_command() -> int:
     """``redis-mem serve``: the Slack bot until interrupted."""
-    from bot.serve import run_bot
+    from bot.wiring import run_bot
 
     run_bot(Settings.load())
     return EXIT_OK

@@ -25,7 +25,8 @@ DEFAULT_TARGET_NAME = "default"
 class Thresholds(BaseModel):
     """Every number the diagnosis judges by; each one overridable (see README).
 
-    Environment: ``REDIS_MEM_THRESHOLDS__<FIELD>`` (e.g. ``REDIS_MEM_THRESHOLDS__WARNING_RATIO=0.75``).
+    Environment: ``REDIS_MEM_THRESHOLDS__<FIELD>``, e.g.
+    ``REDIS_MEM_THRESHOLDS__WARNING_RATIO=0.75``.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -33,7 +34,10 @@ class Thresholds(BaseModel):
     warning_ratio: float = Field(0.80, gt=0, le=1, description="used/maxmemory for warning")
     critical_ratio: float = Field(0.90, gt=0, le=1, description="used/maxmemory for critical")
     mitigation_ratio: float = Field(
-        0.95, gt=0, le=1, description="used/maxmemory above which the runbook's immediate mitigation applies"
+        0.95,
+        gt=0,
+        le=1,
+        description="used/maxmemory above which the runbook's immediate mitigation applies",
     )
     ttl_leak_ratio: float = Field(
         0.05, ge=0, le=1, description="share of session keys without TTL that is a leak"
@@ -152,7 +156,9 @@ class Settings(BaseSettings):
     # 20k keys/s keeps a full scan under ~20% of one Redis core (6-9 us of Redis time
     # per key measured in bench/keyspace.py), so production traffic keeps its latency.
     scan_rate: int = Field(
-        20_000, ge=100, validation_alias="REDIS_MEM_SCAN_RATE",
+        20_000,
+        ge=100,
+        validation_alias="REDIS_MEM_SCAN_RATE",
         description="--full: at most this many keys per second",
     )
     thresholds: Thresholds = Field(
@@ -205,7 +211,9 @@ def _read_targets_file(path: Path, default_pattern: str) -> dict[str, Target]:
         try:
             target = Target.model_validate(entry)
         except ValidationError as err:
-            raise ConfigError(f"targets file {path}: entry {index + 1}: {_first_error(err)}") from None
+            raise ConfigError(
+                f"targets file {path}: entry {index + 1}: {_first_error(err)}"
+            ) from None
         if target.name in targets:
             raise ConfigError(f"targets file {path}: duplicate target name {target.name!r}")
         targets[target.name] = target

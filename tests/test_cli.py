@@ -30,7 +30,14 @@ def assert_one_line_error(result: CliResult, *needles: str) -> None:
 
 def test_capacity_runbook_example_json(db_env: dict[str, str]) -> None:
     result = run_cli(
-        "capacity", "--users", "10000", "--sessions-per-user", "3", "--session-size", "2KB", "--json",
+        "capacity",
+        "--users",
+        "10000",
+        "--sessions-per-user",
+        "3",
+        "--session-size",
+        "2KB",
+        "--json",
         env=db_env,
     )
     assert result.code == 0, result
@@ -42,7 +49,14 @@ def test_capacity_runbook_example_json(db_env: dict[str, str]) -> None:
 
 def test_capacity_table_for_humans(db_env: dict[str, str]) -> None:
     result = run_cli(
-        "capacity", "--users", "10000", "--sessions-per-user", "3", "--session-size", "2KB", env=db_env
+        "capacity",
+        "--users",
+        "10000",
+        "--sessions-per-user",
+        "3",
+        "--session-size",
+        "2KB",
+        env=db_env,
     )
     assert result.code == 0, result
     assert "70.3 MB" in result.stdout
@@ -58,7 +72,9 @@ def test_capacity_table_for_humans(db_env: dict[str, str]) -> None:
         (["--users", "10", "--session-size", "2KB"], "sessions-per-user"),
     ],
 )
-def test_capacity_garbage_is_one_line_exit_2(args: list[str], needle: str, db_env: dict[str, str]) -> None:
+def test_capacity_garbage_is_one_line_exit_2(
+    args: list[str], needle: str, db_env: dict[str, str]
+) -> None:
     assert_one_line_error(run_cli("capacity", *args, env=db_env), needle)
 
 
@@ -73,7 +89,9 @@ def test_diagnose_unreachable_redis(db_env: dict[str, str]) -> None:
     assert_one_line_error(run_cli("diagnose", "--redis-url", url, env=db_env), "127.0.0.1")
 
 
-def test_diagnose_wrong_password_never_shows_it(redis_factory: RedisFactory, db_env: dict[str, str]) -> None:
+def test_diagnose_wrong_password_never_shows_it(
+    redis_factory: RedisFactory, db_env: dict[str, str]
+) -> None:
     server = redis_factory(password="right-horse")
     url = f"redis://:wrong-battery@127.0.0.1:{server.port}/0"
     result = run_cli("diagnose", "--redis-url", url, env=db_env)
@@ -117,7 +135,9 @@ def test_diagnose_password_from_env_var(
     assert_one_line_error(missing, "PROD_REDIS_PASSWORD")
 
 
-def test_diagnose_json_contract_and_ttl_leak(redis_factory: RedisFactory, db_env: dict[str, str]) -> None:
+def test_diagnose_json_contract_and_ttl_leak(
+    redis_factory: RedisFactory, db_env: dict[str, str]
+) -> None:
     server = redis_factory("--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru")
     client = redis.Redis.from_url(server.url)
     pipe = client.pipeline(transaction=False)
@@ -131,8 +151,19 @@ def test_diagnose_json_contract_and_ttl_leak(redis_factory: RedisFactory, db_env
     assert result.code == 0, result
     data = json.loads(result.stdout)
     for key in (
-        "target", "checked_at", "used_memory", "maxmemory", "usage_ratio", "severity", "evicted_keys",
-        "mem_fragmentation_ratio", "dbsize", "maxmemory_policy", "session_keys", "ttl", "sizes",
+        "target",
+        "checked_at",
+        "used_memory",
+        "maxmemory",
+        "usage_ratio",
+        "severity",
+        "evicted_keys",
+        "mem_fragmentation_ratio",
+        "dbsize",
+        "maxmemory_policy",
+        "session_keys",
+        "ttl",
+        "sizes",
         "scenarios",
     ):
         assert key in data, key
@@ -178,13 +209,23 @@ def test_diagnose_critical_exits_1_and_maxmemory_0_is_not_a_crash(
 
 
 def test_diagnose_with_config_disabled(redis_factory: RedisFactory, db_env: dict[str, str]) -> None:
-    server = redis_factory("--maxmemory", "64mb", "--maxmemory-policy", "volatile-lru", "--rename-command", "CONFIG", "")
+    server = redis_factory(
+        "--maxmemory",
+        "64mb",
+        "--maxmemory-policy",
+        "volatile-lru",
+        "--rename-command",
+        "CONFIG",
+        "",
+    )
     result = run_cli("diagnose", "--redis-url", server.url, "--json", env=db_env)
     assert result.code == 0, result
     assert json.loads(result.stdout)["maxmemory_policy"] == "volatile-lru"
 
 
-def test_diagnose_empty_and_non_session_keyspaces(redis_factory: RedisFactory, db_env: dict[str, str]) -> None:
+def test_diagnose_empty_and_non_session_keyspaces(
+    redis_factory: RedisFactory, db_env: dict[str, str]
+) -> None:
     server = redis_factory("--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru")
     empty = run_cli("diagnose", "--redis-url", server.url, "--json", env=db_env)
     assert empty.code == 0, empty
@@ -196,3 +237,64 @@ def test_diagnose_empty_and_non_session_keyspaces(redis_factory: RedisFactory, d
     data = json.loads(other.stdout)
     assert data["session_keys"] == 0 and data["dbsize"] == 500
     assert data["scenarios"] == []
+
+
+def test_every_cli_command_leaves_an_audit_row(
+    redis_factory: RedisFactory, db_env: dict[str, str]
+) -> None:
+    server = redis_factory("--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru")
+    assert run_cli("diagnose", "--redis-url", server.url, "--json", env=db_env).code == 0
+    assert (
+        run_cli(
+            "capacity",
+            "--users",
+            "1",
+            "--sessions-per-user",
+            "1",
+            "--session-size",
+            "1KB",
+            env=db_env,
+        ).code
+        == 0
+    )
+    assert (
+        run_cli(
+            "capacity",
+            "--users",
+            "1",
+            "--sessions-per-user",
+            "1",
+            "--session-size",
+            "zz",
+            env=db_env,
+        ).code
+        == 2
+    )
+    assert run_cli("diagnoze", env=db_env).code == 2
+
+    listed = run_cli("audit", "list", "--json", env=db_env)
+    assert listed.code == 0, listed
+    rows = json.loads(listed.stdout)
+    assert [(r["action"], r["outcome"]) for r in rows] == [
+        ("command.rejected", "rejected"),
+        ("command.capacity", "rejected"),
+        ("command.capacity", "ok"),
+        ("command.diagnose", "ok"),
+    ]
+    assert all(r["actor"].startswith("cli:") and r["source"] == "cli" for r in rows)
+    assert rows[3]["target"] == "default" and rows[3]["parameters"]["full"] is False
+    assert run_cli("audit", "verify", env=db_env).code == 0
+
+
+def test_read_only_commands_answer_when_the_audit_database_is_down(
+    redis_factory: RedisFactory,
+) -> None:
+    from tests.redisserver import free_port
+
+    server = redis_factory("--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru")
+    env = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/test"}
+    result = run_cli("diagnose", "--redis-url", server.url, "--json", env=env)
+    assert result.code == 0, result
+    assert json.loads(result.stdout)["severity"] == "ok"
+    [warning] = result.stderr.strip().splitlines()
+    assert warning.startswith("redis-mem: warning: audit trail unavailable: ")

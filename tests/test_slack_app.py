@@ -11,9 +11,9 @@ from slack_bolt import App
 from bot.audit.entry import AuditEntry
 from bot.config import Settings, Target
 from bot.errors import ConfigError
-from bot.serve import run_bot, serve
+from bot.serve import serve
 from bot.slack.app import api_base_url, build_app
-from bot.wiring import diagnosis_service
+from bot.wiring import diagnosis_service, run_bot
 from tests.fakeslack import FakeSlack
 from tests.redisserver import free_port
 

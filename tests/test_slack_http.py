@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,7 +22,11 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 from slack_sdk.models.blocks import Block
 
+from bot.audit.engine import make_engine
 from bot.audit.entry import AuditEntry
+from bot.audit.migrate import upgrade
+from bot.audit.store import SqlAuditStore
+from bot.audit.verify import verify_chain
 from bot.config import Settings, Target
 from bot.errors import AuditUnavailable
 from bot.slack.app import build_app
@@ -133,7 +138,7 @@ def start_bot(fake_slack: FakeSlack, targets: dict[str, Target]) -> Iterator[Cal
     """Start the ASGI app under uvicorn on a free port (stopped after the test)."""
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 
-    def start(audit: Any = None) -> Bot:
+    def start(audit: Any = None, audit_reader: Any = None) -> Bot:
         settings = Settings(
             slack_bot_token="xoxb-test",
             slack_signing_secret=SECRET,
@@ -147,6 +152,7 @@ def start_bot(fake_slack: FakeSlack, targets: dict[str, Target]) -> Iterator[Cal
             diagnosis=diagnosis_service(settings, targets),
             audit=sink,
             metrics=BotMetrics.create(registry),
+            audit_reader=audit_reader,
         )
         web = create_web_app(registry=registry, bolt_app=bolt, ready=lambda: True)
         port = free_port()
@@ -344,6 +350,55 @@ def test_audit_outage_still_answers_with_a_warning_line(start_bot: Callable[...,
     last = post.params["blocks"][-1]
     assert last["type"] == "context"
     assert last["elements"][0]["text"] == "⚠ audit trail unavailable: database is locked"
+
+
+def test_commands_land_in_the_sql_audit_trail_and_audit_shows_them(
+    start_bot: Callable[..., Bot], tmp_path: Path
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
+    upgrade(engine)
+    store = SqlAuditStore(engine)
+    bot = start_bot(audit=store, audit_reader=store)
+
+    ack_text(bot.command("diagnose prod"))
+    bot.fake.wait_for("chat.postMessage")
+    ack_text(bot.command("capacity users=10 sessions=3 size=abc"))
+    wait_until(lambda: len(store.list_entries(limit=10)) >= 2)
+
+    assert ack_text(bot.command("audit 5")) == "Reading the audit trail…"
+    [reply] = bot.fake.wait_for("response_url/cmd")
+    assert reply.params["response_type"] == "ephemeral"
+    blocks = reply.params["blocks"]
+    assert rebuilt(blocks) == blocks
+    shown = all_text(blocks)
+    assert "command.diagnose" in shown and "command.capacity" in shown and "<@U0ALICE>" in shown
+
+    wait_until(lambda: len(store.list_entries(limit=10)) >= 3)
+    newest_first = store.list_entries(limit=10)
+    assert [e.action for e in newest_first] == [
+        "command.audit",
+        "command.capacity",
+        "command.diagnose",
+    ]
+    audit_cmd, capacity, diagnose = newest_first
+    assert capacity.outcome == "rejected" and "abc" in capacity.summary
+    assert diagnose.actor == "U0ALICE" and diagnose.target == "prod" and diagnose.source == "slack"
+    assert diagnose.outcome in ("ok", "warning", "critical")
+    assert "ttl-leak" in diagnose.summary
+    assert audit_cmd.parameters == {"limit": 5}
+    assert verify_chain(engine).ok
+
+
+@pytest.mark.parametrize("bad", ["0", "abc", "5 6", "49"])
+def test_audit_count_must_be_sane(bot: Bot, bad: str) -> None:
+    text = ack_text(bot.command(f"audit {bad}"))
+    assert text.startswith("⚠ audit: ") and "\n" not in text
+
+
+def test_audit_without_a_reader_is_a_one_line_error(bot: Bot) -> None:
+    ack_text(bot.command("audit"))
+    [reply] = bot.fake.wait_for("response_url/cmd")
+    assert reply.params["text"] == "⚠ audit: the audit trail is not configured in this process"
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from bot.audit.entry import AuditSink
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.services.diagnose import DiagnosisService
-from bot.slack.deps import SlackDeps
+from bot.slack.deps import AuditReader, SlackDeps
 from bot.slack.listeners import register_all
 from bot.slack.metrics import BotMetrics
 
@@ -21,6 +21,7 @@ def build_app(
     diagnosis: DiagnosisService,
     audit: AuditSink,
     metrics: BotMetrics | None = None,
+    audit_reader: AuditReader | None = None,
 ) -> App:
     """A Bolt App with every listener registered.
 
@@ -39,7 +40,11 @@ def build_app(
         reason = getattr(err, "reason", err)
         raise ConfigError(f"cannot reach the Slack API to check the bot token: {reason}") from None
     deps = SlackDeps(
-        settings=settings, diagnosis=diagnosis, audit=audit, metrics=metrics or BotMetrics.create()
+        settings=settings,
+        diagnosis=diagnosis,
+        audit=audit,
+        metrics=metrics or BotMetrics.create(),
+        audit_reader=audit_reader,
     )
     register_all(app, deps)
     return app

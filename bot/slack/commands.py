@@ -12,13 +12,22 @@ from dataclasses import dataclass
 
 from bot.audit.scrub import scrub_text
 from bot.diagnosis.model import Diagnosis
+from bot.errors import AuditUnavailable
+from bot.slack.blocks.common import Message
 from bot.slack.blocks.diagnosis import diagnosis_message
 from bot.slack.blocks.help import help_message
 from bot.slack.blocks.keys import keys_message
+from bot.slack.blocks_audit import MAX_BLOCKS, audit_blocks
 from bot.slack.capacity import prepare_capacity
 from bot.slack.deps import SlackDeps
 from bot.slack.jobs import Job, Result
-from bot.slack.parsing import CAPACITY_USAGE, parse_no_args, parse_target, split_command
+from bot.slack.parsing import (
+    CAPACITY_USAGE,
+    parse_count,
+    parse_no_args,
+    parse_target,
+    split_command,
+)
 from bot.slack.status import run_status
 
 Prepare = Callable[[tuple[str, ...], SlackDeps], Job]
@@ -83,6 +92,35 @@ def prepare_keys(args: tuple[str, ...], deps: SlackDeps) -> Job:
     )
 
 
+AUDIT_DEFAULT = 10
+AUDIT_MAX = MAX_BLOCKS - 2  # one section per entry, plus the header and a "more" note
+
+
+def prepare_audit(args: tuple[str, ...], deps: SlackDeps) -> Job:
+    """The newest N audit entries, shown to the asker only."""
+    limit = parse_count("audit", args, default=AUDIT_DEFAULT, maximum=AUDIT_MAX)
+    return Job(
+        subcommand="audit",
+        run=lambda: audit_result(deps, limit),
+        progress="Reading the audit trail…",
+        parameters={"limit": limit},
+        ephemeral=True,
+    )
+
+
+def audit_result(deps: SlackDeps, limit: int) -> Result:
+    """Read the trail (AuditUnavailable becomes the usual one-line error)."""
+    if deps.audit_reader is None:
+        raise AuditUnavailable("the audit trail is not configured in this process")
+    entries = deps.audit_reader.list_entries(limit=limit)
+    text = f"Audit trail: latest {len(entries)} entries"
+    return Result(
+        message=Message(text=text, blocks=audit_blocks(entries)),
+        outcome="ok",
+        summary=f"{len(entries)} audit entries shown",
+    )
+
+
 def timed_diagnosis(deps: SlackDeps, target: str) -> Diagnosis:
     """Diagnose one target, timing it in the duration histogram."""
     with deps.metrics.diagnosis_seconds.labels(target=target).time():
@@ -118,6 +156,9 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     ),
     Subcommand("keys", "keys [target]", "TTLs, sizes, largest and idle session keys", prepare_keys),
     Subcommand("capacity", CAPACITY_USAGE, "the runbook's capacity formula", prepare_capacity),
+    Subcommand(
+        "audit", "audit [N]", "the latest N audit entries (only you see them)", prepare_audit
+    ),
 )
 _BY_NAME = {sub.name: sub for sub in SUBCOMMANDS}
 

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from bot.audit.entry import AuditSink
+from bot.audit.store import StoredEntry
 from bot.config import Settings
 from bot.services.diagnose import DiagnosisService
 from bot.slack.metrics import BotMetrics
+
+
+class AuditReader(Protocol):
+    """Reads the newest audit entries (``bot.audit.store.SqlAuditStore`` is one)."""
+
+    def list_entries(self, *, limit: int = 50) -> Sequence[StoredEntry]:
+        """Newest first; raises AuditUnavailable when the database cannot be read."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -18,3 +29,4 @@ class SlackDeps:
     diagnosis: DiagnosisService
     audit: AuditSink
     metrics: BotMetrics
+    audit_reader: AuditReader | None = None

@@ -24,10 +24,12 @@ class Job:
 
     progress: the ephemeral ack text while ``run`` works; None means ``run`` is
     instant and its message is the (ephemeral) ack itself.
+    ephemeral: answer the asker only (response_url) instead of posting in the channel.
     """
 
     subcommand: str
     run: Callable[[], Result]
     progress: str | None = None
     target: str | None = None
+    ephemeral: bool = False  # the result goes to the asker only (the audit trail, say)
     parameters: Mapping[str, Any] = field(default_factory=dict)

@@ -64,6 +64,17 @@ def parse_no_args(name: str, args: tuple[str, ...]) -> None:
         raise UsageError(f"{name}: takes no arguments (got {' '.join(args)!r})")
 
 
+def parse_count(name: str, args: tuple[str, ...], *, default: int, maximum: int) -> int:
+    """The optional single ``N`` of ``audit [N]``: a whole number from 1 to ``maximum``."""
+    if len(args) > 1:
+        raise UsageError(f"{name}: expected at most one number (got {' '.join(args)!r})")
+    if not args:
+        return default
+    if not args[0].isdigit() or not 1 <= int(args[0]) <= maximum:
+        raise UsageError(f'{name}: N must be a whole number from 1 to {maximum} (got "{args[0]}")')
+    return int(args[0])
+
+
 def parse_capacity(args: tuple[str, ...]) -> CapacityArgs:
     """``users=N sessions=N size=SIZE`` in any order, each exactly once."""
     values = _key_values(args)

@@ -54,7 +54,14 @@ def handle(
     ack(text=job.progress, response_type="ephemeral")
     result = run(job)
     warning = finish(deps=deps, request=request, job=job, result=result)
-    answer(request=request, result=result, warning=warning, client=client, respond=respond)
+    answer(
+        request=request,
+        result=result,
+        warning=warning,
+        client=client,
+        respond=respond,
+        ephemeral=job.ephemeral,
+    )
 
 
 def run(job: Job) -> Result:
@@ -104,14 +111,18 @@ def answer(
     warning: str | None,
     client: WebClient,
     respond: Respond,
+    ephemeral: bool = False,
 ) -> None:
-    """Errors go to the asker only; results are posted in the channel."""
+    """Errors (and ephemeral jobs) go to the asker only; results are posted in the channel."""
     try:
         if result.outcome == "error":
             text = result.message.text if warning is None else f"{result.message.text}\n{warning}"
             reply_error(respond=respond, text=text)
             return
         message = result.message if warning is None else result.message.with_context(warning)
+        if ephemeral:
+            respond(text=message.text, blocks=message.blocks, response_type="ephemeral")
+            return
         post_in_channel(client=client, respond=respond, channel=request.channel_id, message=message)
     except (SlackApiError, OSError) as err:
         log.error("could not answer /redis-mem in %s: %s", request.channel_id, err)
