@@ -55,9 +55,19 @@ class RedisServer:
         if binary is None:
             raise ConfigError("redis-server is not installed (apt-get install redis-server)")
         cmd = [
-            binary, "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", self._dir.name,
-            "--logfile", str(Path(self._dir.name) / "redis.log"),
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self._dir.name,
+            "--logfile",
+            str(Path(self._dir.name) / "redis.log"),
         ]
         if self.password:
             cmd += ["--requirepass", self.password]

@@ -36,7 +36,9 @@ def parse_size(text: str) -> int:
     if unit.endswith("I"):  # Kubernetes style: Ki, Mi, Gi
         unit += "B"
     if not match or unit not in _UNITS:
-        raise UsageError(f"invalid size {text!r}: use a number with an optional unit, e.g. 2KB, 1.5MB, 2048")
+        raise UsageError(
+            f"invalid size {text!r}: use a number with an optional unit, e.g. 2KB, 1.5MB, 2048"
+        )
     value = float(match.group(1)) * _UNITS[unit]
     if value < 1:
         raise UsageError(f"invalid size {text!r}: must be at least 1 byte")

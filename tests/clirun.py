@@ -22,7 +22,9 @@ class CliResult:
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> CliResult:
     """Run ``redis-mem ARGS`` with a clean, explicit environment (plus ``env``)."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "SLACK_", "DATABASE_"))}
+    base = {
+        k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "SLACK_", "DATABASE_"))
+    }
     proc = subprocess.run(
         [REDIS_MEM, *args],
         env={**base, **(env or {})},

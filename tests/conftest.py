@@ -16,7 +16,9 @@ RedisFactory = Callable[..., RedisServer]
 def redis_factory() -> Iterator[RedisFactory]:
     """Start any number of redis-servers with extra args; all are stopped after the test."""
     if not redis_server_available():
-        pytest.fail("redis-server is not installed; the suite needs it (apt-get install redis-server)")
+        pytest.fail(
+            "redis-server is not installed; the suite needs it (apt-get install redis-server)"
+        )
     started: list[RedisServer] = []
 
     def start(*args: str, password: str | None = None) -> RedisServer:

@@ -44,7 +44,9 @@ def _header(d: Diagnosis) -> Panel:
     style = _STYLE[d.severity]
     limit = format_bytes(d.maxmemory) if d.maxmemory else "no limit"
     lines = [
-        Text.assemble(("Memory ", "bold"), gauge(d.usage_ratio), f"  {format_bytes(d.used_memory)} of {limit}"),
+        Text.assemble(
+            ("Memory ", "bold"), gauge(d.usage_ratio), f"  {format_bytes(d.used_memory)} of {limit}"
+        ),
         Text(
             f"policy {d.maxmemory_policy} ({d.policy_source})   evicted {d.evicted_keys:,}   "
             f"fragmentation {d.mem_fragmentation_ratio:.2f}   keys {d.dbsize:,}   "
@@ -84,7 +86,9 @@ def _findings_table(d: Diagnosis) -> Table:
     table.add_column("Severity", no_wrap=True)
     table.add_column("Finding")
     for finding in d.findings:
-        table.add_row(Text(_MARK[finding.severity], style=_STYLE[finding.severity]), finding.message)
+        table.add_row(
+            Text(_MARK[finding.severity], style=_STYLE[finding.severity]), finding.message
+        )
     return table
 
 
@@ -97,13 +101,17 @@ def render_keys(d: Diagnosis) -> RenderableType:
     table.add_row("without TTL", f"{d.ttl.without_ttl:,} ({_pct(d.ttl.without_ttl_ratio)})")
     for bucket, count in d.ttl.histogram.items():
         table.add_row(f"TTL {bucket}", f"{count:,}")
-    table.add_row("mean / p95 / max size", " / ".join(
-        format_bytes(v) for v in (d.sizes.mean_bytes, d.sizes.p95_bytes, d.sizes.max_bytes)
-    ))
+    table.add_row(
+        "mean / p95 / max size",
+        " / ".join(
+            format_bytes(v) for v in (d.sizes.mean_bytes, d.sizes.p95_bytes, d.sizes.max_bytes)
+        ),
+    )
     table.add_row(f"stale ({d.idle.measure})", f"{d.idle.stale:,} ({_pct(d.idle.stale_ratio)})")
-    table.add_row("median / max idle", " / ".join(
-        format_duration(v) for v in (d.idle.p50_idle_seconds, d.idle.max_idle_seconds)
-    ))
+    table.add_row(
+        "median / max idle",
+        " / ".join(format_duration(v) for v in (d.idle.p50_idle_seconds, d.idle.max_idle_seconds)),
+    )
     for key, size in d.sizes.top_keys[:5]:
         table.add_row(f"large: {key}", format_bytes(size))
     return table
@@ -124,14 +132,24 @@ def render_capacity(plan: CapacityPlan) -> RenderableType:
     table.add_column("Step")
     table.add_column("Value", justify="right")
     if plan.users is not None and plan.sessions_per_user is not None:
-        table.add_row("sessions = users x sessions/user", f"{plan.users:,} x {plan.sessions_per_user} = {plan.sessions:,}")
+        table.add_row(
+            "sessions = users x sessions/user",
+            f"{plan.users:,} x {plan.sessions_per_user} = {plan.sessions:,}",
+        )
     else:
         table.add_row("sessions (measured)", f"{plan.sessions:,}")
     table.add_row("session size", format_bytes(plan.session_size))
-    table.add_row(f"required = sessions x size x {plan.overhead}", format_bytes(plan.required_bytes))
-    table.add_row("with 2-3x safety margin", f"{format_bytes(plan.recommended_min_bytes)} - {format_bytes(plan.recommended_max_bytes)}")
+    table.add_row(
+        f"required = sessions x size x {plan.overhead}", format_bytes(plan.required_bytes)
+    )
+    table.add_row(
+        "with 2-3x safety margin",
+        f"{format_bytes(plan.recommended_min_bytes)} - {format_bytes(plan.recommended_max_bytes)}",
+    )
     table.add_row("suggested maxmemory", plan.maxmemory_directive)
-    table.add_row("pod memory request / limit (1.5x)", f"{plan.pod_memory_request} / {plan.pod_memory_limit}")
+    table.add_row(
+        "pod memory request / limit (1.5x)", f"{plan.pod_memory_request} / {plan.pod_memory_limit}"
+    )
     if plan.current_maxmemory is not None:
         now = format_bytes(plan.current_maxmemory) if plan.current_maxmemory else "no limit"
         verdict = "enough" if plan.current_is_enough else "too small"

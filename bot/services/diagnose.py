@@ -28,7 +28,11 @@ class DiagnosisService:
         return pick_target(self.targets, name)
 
     def diagnose(
-        self, target_name: str | None = None, *, full: bool = False, progress: ProgressFn | None = None
+        self,
+        target_name: str | None = None,
+        *,
+        full: bool = False,
+        progress: ProgressFn | None = None,
     ) -> Diagnosis:
         """Snapshot the target's Redis and classify it; raises RedisUnavailable, TargetNotFound."""
         target = self.target(target_name)
