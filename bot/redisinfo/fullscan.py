@@ -134,6 +134,26 @@ def scan_sessions(
     return KeySample("full", pattern, keys, probed, len(keys), len(keys), scan.method)
 
 
+def scan_batches(
+    client: redis.Redis,
+    *,
+    pattern: str,
+    lfu: bool,
+    rate: int | None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[list[KeyStat]]:
+    """The measured keys matching ``pattern``, one SCAN batch at a time (streaming).
+
+    The same Lua-per-batch scan as ``scan_sessions`` (pipeline fallback included),
+    for callers that keep only some keys and must not hold the whole keyspace.
+    A key may appear twice (SCAN may repeat one).
+    """
+    count = batch_size(rate)
+    bucket = TokenBucket(rate, burst=count, clock=clock, sleep=sleep)
+    return _Scan(client, pattern=pattern, count=count, lfu=lfu).lua_batches(bucket)
+
+
 class _Scan:
     """The SCAN batches of one full scan, measured by Lua or by pipelines."""
 
@@ -177,7 +197,7 @@ class _Scan:
                     reply = _run_script(self.client, (cursor, *self.args))
                 except ResponseError as err:
                     in_flight = False  # an error reply: the connection is in step
-                    if not _scripting_refused(err):
+                    if not scripting_refused(err):
                         raise
                     self.method = "scan+pipeline"  # refused mid-scan (e.g. at maxmemory)
                     yield from self.pipeline_batches(bucket, cursor=cursor)
@@ -227,13 +247,14 @@ def _run_script(client: redis.Redis, args: tuple[Any, ...]) -> list[Any]:
     except NoPermissionError as err:
         raise ScriptingUnavailable(str(err)) from err
     except ResponseError as err:
-        if _scripting_refused(err):
+        if scripting_refused(err):
             raise ScriptingUnavailable(str(err)) from err
         raise
     return reply
 
 
-def _scripting_refused(err: ResponseError) -> bool:
+def scripting_refused(err: ResponseError) -> bool:
+    """True when ``err`` says scripts may not run here (renamed, ACL, OOM): fall back."""
     # Redis 7.0-7.2 let a plain read-only script run at maxmemory; other versions may
     # not, and the pipeline fallback is read-only commands that always run.
     if isinstance(err, OutOfMemoryError):
