@@ -33,13 +33,14 @@ import redis
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bot.config import Settings  # noqa: E402
 from bot.redisinfo.client import connect  # noqa: E402
 from bot.redisinfo.fullscan import scan_sessions  # noqa: E402
 from bot.redisinfo.probe import LiveRedisProbe  # noqa: E402
 from bot.redisproc import RedisServer  # noqa: E402
 
 PATTERN = "session:*"
-DEFAULT_RATE = 50_000
+DEFAULT_RATE: int = Settings.model_fields["scan_rate"].default  # REDIS_MEM_SCAN_RATE's default
 SESSION_SHARE = 0.10  # of the big sampled-mode keyspaces
 
 
