@@ -40,3 +40,7 @@ class AuditUnavailable(RedisMemError):
 
 class KubernetesError(RedisMemError):
     """The Kubernetes API refused or failed a call (403, 404, 409, 5xx, timeout)."""
+
+
+class Refused(RedisMemError):
+    """Refused by policy or state: self-approval, not an approver, expired, already done..."""

@@ -12,6 +12,7 @@ import os
 from alembic import context
 from sqlalchemy import Connection
 
+from bot.approvals import table as _approvals_table  # noqa: F401  (registers its table)
 from bot.audit.engine import make_engine
 from bot.audit.models import Base
 from bot.config import DEFAULT_DATABASE_URL

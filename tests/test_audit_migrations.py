@@ -9,6 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
+from bot.approvals import table as _approvals_table  # noqa: F401  (its table is in Base.metadata)
 from bot.audit.engine import make_engine
 from bot.audit.migrate import (
     MIGRATIONS_ENV,
@@ -43,7 +44,9 @@ def test_upgrade_downgrade_upgrade(db_url: str) -> None:  # noqa: F811
     assert current_revision(engine) == head_revision()
     downgrade(engine, revision="base")
     assert current_revision(engine) is None
-    assert not {"audit_events", "audit_chain_head"} & set(inspect(engine).get_table_names())
+    assert not {"audit_events", "audit_chain_head", "approval_requests"} & set(
+        inspect(engine).get_table_names()
+    )
     upgrade(engine)
     assert SqlAuditStore(engine).append(entry()).seq == 1
     engine.dispose()

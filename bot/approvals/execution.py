@@ -1,0 +1,201 @@
+"""One approved request, from the claim to its final state: re-check, execute, verify.
+
+Runs only in the caller that won the PENDING -> EXECUTING UPDATE, so nothing
+here races with another approver. Each step is audited before the next runs;
+if an audit write fails, the request ends FAILED ("audit unavailable") and the
+AuditUnavailable is raised: nothing further runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from typing import Any
+
+from bot.approvals.events import request_event
+from bot.approvals.model import Actor, ApprovalRequest, RequestState
+from bot.approvals.progress import ProgressReporter
+from bot.approvals.store import ApprovalStore
+from bot.audit.entry import AuditSink
+from bot.config import Target
+from bot.diagnosis.model import Diagnosis
+from bot.errors import AuditUnavailable, RedisMemError
+from bot.remediation.actions.base import Action
+from bot.remediation.catalogue import get_action
+from bot.remediation.model import ActionContext, ExecutionResult, Preview
+from bot.services.diagnose import DiagnosisService
+
+ContextFactory = Callable[[Target], ActionContext]
+EXECUTING = RequestState.EXECUTING
+
+
+class Execution:
+    """The steps after a successful claim; ``run`` returns the final request."""
+
+    def __init__(
+        self,
+        *,
+        request: ApprovalRequest,
+        approver: Actor,
+        store: ApprovalStore,
+        audit: AuditSink,
+        diagnosis: DiagnosisService,
+        context: ContextFactory,
+        reporter: ProgressReporter,
+    ) -> None:
+        self.request = request
+        self.approver = approver
+        self._store = store
+        self._audit = audit
+        self._diagnosis = diagnosis
+        self._context = context
+        self._reporter = reporter
+
+    def run(self) -> ApprovalRequest:
+        """Audit the approval, re-check, execute, audit the outcome, verify, store the end."""
+        req = self.request
+        self._audited("remediation.approved", "ok", f"approved {req.action_id} on {req.target}")
+        self._reporter.announce(req)
+        action = get_action(req.action_id)
+        params = dict(req.params)
+        prepared = self._recheck(action, params)
+        if isinstance(prepared, str):
+            self._audited("remediation.refused", "refused", f"not executed: {prepared}")
+            return self._end(RequestState.REFUSED, error=prepared)
+        result = self._execute(action, params, prepared)
+        self._audited(
+            "remediation.executed" if result.complete else "remediation.failed",
+            "ok" if result.complete else "error",
+            f"{req.action_id} on {req.target}: {result.state}",
+            result=result,
+        )
+        return self._verify(action, params, prepared.diagnosis, result)
+
+    def _recheck(self, action: Action[Any], params: dict[str, Any]) -> ActionContext | str:
+        """A context on a fresh diagnosis, or why the preview is wrong now."""
+        preview = Preview.from_dict(self.request.preview)
+        try:
+            ctx = self._context(self._diagnosis.target(self.request.target))
+        except RedisMemError as err:
+            return f"could not re-check against a fresh diagnosis: {err}"
+        reason = action.recheck(ctx, params, preview)
+        return ctx if reason is None else reason
+
+    def _execute(
+        self, action: Action[Any], params: dict[str, Any], ctx: ActionContext
+    ) -> ExecutionResult:
+        preview = Preview.from_dict(self.request.preview)
+        try:
+            return action.execute(ctx, params, self._reporter.bulk, preview=preview)
+        except Exception as err:  # the catalogue states failures; this is the unforeseen rest
+            reporter = self._reporter
+            touched = reporter.changed
+            text = " ".join(str(err).split()) or type(err).__name__
+            return ExecutionResult(
+                action_id=action.id,
+                steps=(),
+                complete=False,
+                state=f"stopped by an error ({text[:300]}): at least {touched:,} keys were "
+                f"changed ({reporter.scanned:,} scanned)"
+                if touched
+                else f"stopped by an error ({text[:300]})",
+                keys_changed=touched if touched else None,
+            )
+
+    def _verify(
+        self,
+        action: Action[Any],
+        params: dict[str, Any],
+        before: Diagnosis,
+        result: ExecutionResult,
+    ) -> ApprovalRequest:
+        outcome = _result_dict(result)
+        try:
+            after = self._diagnosis.diagnose(self.request.target)
+        except RedisMemError as err:
+            outcome["verification"] = None
+            outcome["verification_error"] = f"could not verify: {err}"
+            self._audited("remediation.verified", "error", outcome["verification_error"])
+        else:
+            check = action.verify(before, after, params)
+            outcome["verification"] = _jsonable(asdict(check))
+            self._audited("remediation.verified", "ok", check.verdict, verdict=check.verdict)
+        final = RequestState.SUCCEEDED if result.complete else RequestState.FAILED
+        return self._end(final, result=outcome, error=None if result.complete else result.state)
+
+    def _audited(
+        self,
+        action: str,
+        outcome: str,
+        summary: str,
+        *,
+        result: ExecutionResult | None = None,
+        **extra: Any,
+    ) -> None:
+        """Record one step; on AuditUnavailable end the request FAILED and re-raise."""
+        if result is not None:
+            extra.update(
+                keys_changed=result.keys_changed, state=result.state, complete=result.complete
+            )
+        try:
+            self._audit.record(
+                request_event(
+                    self.request,
+                    actor=self.approver,
+                    action=action,
+                    outcome=outcome,
+                    summary=summary,
+                    **extra,
+                )
+            )
+        except AuditUnavailable as err:
+            self._end(
+                RequestState.FAILED,
+                result=None if result is None else _result_dict(result),
+                error=f"audit unavailable, stopped before {action}: {err}"[:1000],
+            )
+            raise
+
+    def _end(
+        self,
+        state: RequestState,
+        *,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> ApprovalRequest:
+        """EXECUTING -> final (we hold the claim, so the UPDATE cannot lose)."""
+        reporter = self._reporter
+        # The last report may be throttled away: the stored line ends on the exact counts.
+        progress = reporter.line() if reporter.scanned else reporter.request.progress
+        self._store.transition(
+            self.request.id,
+            expected=EXECUTING,
+            to=state,
+            result=result,
+            error=error,
+            progress=progress,
+        )
+        final = replace(self.request, state=state, result=result, error=error, progress=progress)
+        self.request = final
+        reporter.announce(final)
+        return final
+
+
+def _result_dict(result: ExecutionResult) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "complete": result.complete,
+        "state": result.state,
+        "steps": [{"name": s.name, "ok": s.ok, "detail": s.detail} for s in result.steps],
+        "keys_changed": result.keys_changed,
+    }
+    if result.bulk is not None:
+        data["bulk"] = asdict(result.bulk)
+    return data
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value

@@ -1,0 +1,38 @@
+"""The ``approval_requests`` table (migration 0002), on the audit database's metadata."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import String, Table, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.audit.models import Base, CanonicalJSON, UTCDateTime
+
+
+class ApprovalRow(Base):
+    """One approval request; its ``state`` moves only by conditional UPDATEs (see store.py)."""
+
+    __tablename__ = "approval_requests"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    action_id: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(200))
+    params: Mapped[dict[str, Any]] = mapped_column(CanonicalJSON)
+    preview: Mapped[dict[str, Any]] = mapped_column(CanonicalJSON)
+    requester: Mapped[str] = mapped_column(String(200))
+    requester_name: Mapped[str | None] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    channel: Mapped[str | None] = mapped_column(String(100))
+    message_ts: Mapped[str | None] = mapped_column(String(64))
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    progress: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None] = mapped_column(CanonicalJSON)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+REQUESTS = cast(Table, ApprovalRow.__table__)
