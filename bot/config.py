@@ -161,6 +161,19 @@ class Settings(BaseSettings):
         validation_alias="REDIS_MEM_SCAN_RATE",
         description="--full: at most this many keys per second",
     )
+    approval_ttl_minutes: int = Field(
+        15,
+        ge=1,
+        le=24 * 60,
+        validation_alias="REDIS_MEM_APPROVAL_TTL_MINUTES",
+        description="a fix request not approved within this many minutes expires",
+    )
+    max_keys: int = Field(
+        100_000,
+        ge=1,
+        validation_alias="REDIS_MEM_MAX_KEYS",
+        description="a key action (expire, evict) touches at most this many keys",
+    )
     thresholds: Thresholds = Field(
         default_factory=Thresholds,
         validation_alias=AliasChoices("REDIS_MEM_THRESHOLDS", "thresholds"),

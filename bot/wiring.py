@@ -5,20 +5,33 @@ Faces (CLI, Slack, scheduler) call these builders; nothing else constructs adapt
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.approvals.policy import ApproverPolicy, GroupResolver
+from bot.approvals.service import RemediationService
+from bot.approvals.store import ApprovalStore
 from bot.audit.engine import make_engine
+from bot.audit.entry import AuditSink
 from bot.audit.migrate import prepare_database
 from bot.audit.store import SqlAuditStore
 from bot.config import DEFAULT_TARGET_NAME, Settings, Target, load_targets
 from bot.errors import UsageError
+from bot.redisinfo.ops import LiveRedisOps
 from bot.redisinfo.probe import LiveRedisProbe
 from bot.redisinfo.snapshot import RedisProbe
+from bot.remediation.model import RemediationLimits, utc_now
+from bot.remediation.ports import Cluster, RedisOps
 from bot.services.diagnose import DiagnosisService
+
+if TYPE_CHECKING:
+    from bot.kube.cluster import KubeCluster
 
 
 def targets_for(
@@ -82,6 +95,126 @@ def database_ready(engine: Engine) -> Callable[[], bool]:
     return ready
 
 
+class LazyCluster:
+    """A ``Cluster`` that loads the Kubernetes configuration on first use, once.
+
+    Without a kubeconfig or in-cluster ServiceAccount, each Kubernetes action
+    answers with the one-line KubernetesError, while diagnosis and the
+    Redis-only actions keep working.
+    """
+
+    def __init__(self, connect: Callable[[], KubeCluster] | None = None) -> None:
+        self._connect = connect or _connect_kube
+        self._cluster: KubeCluster | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> KubeCluster:
+        """The connected cluster (KubernetesError, one line, when it cannot be configured)."""
+        with self._lock:
+            if self._cluster is None:
+                self._cluster = self._connect()
+            return self._cluster
+
+    def read_configmap(self, *, namespace: str, name: str) -> tuple[dict[str, str], str]:
+        """See ``Cluster``."""
+        return self.get().read_configmap(namespace=namespace, name=name)
+
+    def patch_configmap_key(
+        self,
+        *,
+        namespace: str,
+        name: str,
+        key: str,
+        value: str,
+        expected_resource_version: str | None = None,
+    ) -> str:
+        """See ``Cluster``."""
+        return self.get().patch_configmap_key(
+            namespace=namespace,
+            name=name,
+            key=key,
+            value=value,
+            expected_resource_version=expected_resource_version,
+        )
+
+    def read_container_resources(
+        self, *, namespace: str, deployment: str, container: str
+    ) -> dict[str, dict[str, str]]:
+        """See ``Cluster``."""
+        return self.get().read_container_resources(
+            namespace=namespace, deployment=deployment, container=container
+        )
+
+    def patch_container_resources(
+        self,
+        *,
+        namespace: str,
+        deployment: str,
+        container: str,
+        requests: dict[str, str],
+        limits: dict[str, str],
+    ) -> None:
+        """See ``Cluster``."""
+        self.get().patch_container_resources(
+            namespace=namespace,
+            deployment=deployment,
+            container=container,
+            requests=requests,
+            limits=limits,
+        )
+
+    def rollout_restart(self, *, namespace: str, deployment: str, at: datetime) -> None:
+        """See ``Cluster``."""
+        self.get().rollout_restart(namespace=namespace, deployment=deployment, at=at)
+
+    def list_pods(self, *, namespace: str, label_selector: str) -> list[str]:
+        """See ``Cluster``."""
+        return self.get().list_pods(namespace=namespace, label_selector=label_selector)
+
+    def delete_pods(self, *, namespace: str, label_selector: str) -> list[str]:
+        """See ``Cluster``."""
+        return self.get().delete_pods(namespace=namespace, label_selector=label_selector)
+
+
+def _connect_kube() -> KubeCluster:
+    # Imported here: the kubernetes client is slow to import and only fixes need it.
+    from bot.kube.cluster import KubeCluster
+
+    return KubeCluster.connect()
+
+
+def remediation_service(
+    settings: Settings,
+    *,
+    engine: Engine,
+    audit: AuditSink,
+    diagnosis: DiagnosisService,
+    resolver: GroupResolver | None = None,
+    cluster: Cluster | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> RemediationService:
+    """The approval-gated remediation over the audit database, Redis and Kubernetes.
+
+    ``cluster``: None connects lazily (kubeconfig or in-cluster) on the first
+    Kubernetes call. Raises ConfigError for a malformed REDIS_MEM_APPROVERS.
+    """
+    kube: Cluster = cluster if cluster is not None else LazyCluster()
+
+    def adapters(target: Target) -> tuple[Cluster, RedisOps]:
+        return kube, LiveRedisOps(url=target.connection_url())
+
+    return RemediationService(
+        store=ApprovalStore(engine),
+        audit=audit,
+        diagnosis=diagnosis,
+        adapters=adapters,
+        policy=ApproverPolicy.parse(settings.approvers, resolver=resolver),
+        limits=RemediationLimits(max_keys=settings.max_keys),
+        ttl=timedelta(minutes=settings.approval_ttl_minutes),
+        clock=clock,
+    )
+
+
 def run_bot(settings: Settings) -> None:
     """``redis-mem serve``: wire the audit store, the diagnosis and the Bolt app, then serve.
 
@@ -89,19 +222,32 @@ def run_bot(settings: Settings) -> None:
     behind its migrations) is a one-line error before anything listens.
     """
     from prometheus_client import CollectorRegistry
+    from slack_sdk import WebClient
 
     from bot.serve import serve
-    from bot.slack.app import build_app, slack_credentials
+    from bot.slack.app import api_base_url, build_app, slack_credentials
+    from bot.slack.groups import SlackGroupResolver
     from bot.slack.metrics import BotMetrics
 
-    slack_credentials(settings)
+    token, _ = slack_credentials(settings)
     store, engine = audit_store(settings)
     registry = CollectorRegistry()
+    diagnosis = diagnosis_service(settings)
+    # Its own client: build_app checks the token with auth.test; this one only lists groups.
+    slack = WebClient(token=token, base_url=api_base_url(settings.slack_api_url))
+    remediation = remediation_service(
+        settings,
+        engine=engine,
+        audit=store,
+        diagnosis=diagnosis,
+        resolver=SlackGroupResolver(slack),
+    )
     app = build_app(
         settings=settings,
-        diagnosis=diagnosis_service(settings),
+        diagnosis=diagnosis,
         audit=store,
         metrics=BotMetrics.create(registry),
         audit_reader=store,
+        remediation=remediation,
     )
     serve(settings=settings, app=app, registry=registry, ready=database_ready(engine))

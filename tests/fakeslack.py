@@ -156,6 +156,15 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             )
             self._send(200, json.dumps(answer).encode(), "application/json")
 
+        def do_GET(self) -> None:
+            # slack_sdk sends a few read methods (usergroups.users.list) as GET with a query.
+            path, _, query = self.path.partition("?")
+            params: dict[str, Any] = dict(parse_qsl(query, keep_blank_values=True))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            method = path.strip("/").removeprefix("api/")
+            answer = fake.record(Call(method=method, params=params, headers=headers))
+            self._send(200, json.dumps(answer).encode(), "application/json")
+
         def _send(self, status: int, payload: bytes, content_type: str) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)

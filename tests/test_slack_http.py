@@ -315,7 +315,7 @@ def test_help_and_unknown_subcommands_answer_in_the_ack(bot: Bot) -> None:
         assert rebuilt(blocks) == blocks
         usage = all_text(blocks)
         assert "capacity users=N sessions=N size=SIZE" in usage
-        assert "/redis-mem fix" not in usage and "/redis-mem pending" not in usage
+        assert "/redis-mem fix" in usage and "/redis-mem pending" in usage
     assert "unknown subcommand 'frobnicate'" in all_text(blocks)
     entries = bot.audited(3)
     assert [e.action for e in entries] == ["command.help"] * 3
@@ -421,7 +421,7 @@ def test_unsigned_stale_or_tampered_requests_are_refused(bot: Bot, case: str) ->
     assert bot.audit.entries == []
 
 
-def test_fix_request_buttons_are_acknowledged(bot: Bot) -> None:
+def test_fix_request_buttons_without_approvals_configured_say_so(bot: Bot) -> None:
     payload = {
         "type": "block_actions",
         "team": {"id": "T0FAKE"},
@@ -448,9 +448,10 @@ def test_fix_request_buttons_are_acknowledged(bot: Bot) -> None:
     )
 
     assert response.status_code == 200
-    [reply] = bot.fake.wait_for("response_url/button")
-    assert "coming release" in reply.params["text"]
-    assert "expire-keys-without-ttl" in reply.params["text"]
+    [reply] = bot.fake.wait_for("chat.postEphemeral")
+    assert (reply.params["user"], reply.params["channel"]) == ("U0ALICE", "C0OPS")
+    assert "fixes are not configured" in reply.params["text"]
+    assert bot.fake.calls_to("views.open") == []
 
 
 def test_health_ready_and_metrics(bot: Bot) -> None:

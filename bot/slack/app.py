@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from slack_bolt import App
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
@@ -14,6 +16,9 @@ from bot.slack.deps import AuditReader, SlackDeps
 from bot.slack.listeners import register_all
 from bot.slack.metrics import BotMetrics
 
+if TYPE_CHECKING:
+    from bot.approvals.service import RemediationService
+
 
 def build_app(
     *,
@@ -22,6 +27,7 @@ def build_app(
     audit: AuditSink,
     metrics: BotMetrics | None = None,
     audit_reader: AuditReader | None = None,
+    remediation: RemediationService | None = None,
 ) -> App:
     """A Bolt App with every listener registered.
 
@@ -45,6 +51,7 @@ def build_app(
         audit=audit,
         metrics=metrics or BotMetrics.create(),
         audit_reader=audit_reader,
+        remediation=remediation,
     )
     register_all(app, deps)
     return app

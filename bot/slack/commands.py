@@ -20,6 +20,7 @@ from bot.slack.blocks.keys import keys_message
 from bot.slack.blocks_audit import MAX_BLOCKS, audit_blocks
 from bot.slack.capacity import prepare_capacity
 from bot.slack.deps import SlackDeps
+from bot.slack.fix import FIX_USAGE, prepare_fix, prepare_pending
 from bot.slack.jobs import Job, Result
 from bot.slack.parsing import (
     CAPACITY_USAGE,
@@ -156,6 +157,8 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     ),
     Subcommand("keys", "keys [target]", "TTLs, sizes, largest and idle session keys", prepare_keys),
     Subcommand("capacity", CAPACITY_USAGE, "the runbook's capacity formula", prepare_capacity),
+    Subcommand("fix", FIX_USAGE, "request a runbook fix (a second person approves)", prepare_fix),
+    Subcommand("pending", "pending", "fix requests waiting for approval", prepare_pending),
     Subcommand(
         "audit", "audit [N]", "the latest N audit entries (only you see them)", prepare_audit
     ),

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.audit.entry import AuditSink
 from bot.audit.store import StoredEntry
 from bot.config import Settings
 from bot.services.diagnose import DiagnosisService
 from bot.slack.metrics import BotMetrics
+
+if TYPE_CHECKING:
+    from bot.approvals.service import RemediationService
 
 
 class AuditReader(Protocol):
@@ -30,3 +33,4 @@ class SlackDeps:
     audit: AuditSink
     metrics: BotMetrics
     audit_reader: AuditReader | None = None
+    remediation: RemediationService | None = None  # None: fix/pending answer "not configured"

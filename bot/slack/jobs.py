@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.slack.blocks.common import Message
+from bot.slack.request import SlashRequest
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,9 @@ class Result:
     message: Message
     outcome: str
     summary: str
+    # Called with (channel, ts) once the message is posted with chat.postMessage
+    # (a fix request attaches its approval message so it can be updated in place).
+    on_posted: Callable[[str, str], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -33,3 +37,9 @@ class Job:
     target: str | None = None
     ephemeral: bool = False  # the result goes to the asker only (the audit trail, say)
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    # Jobs that act as the asker (``fix``: the requester) run with the slash request instead.
+    run_as: Callable[[SlashRequest], Result] | None = None
+
+    def execute(self, request: SlashRequest) -> Result:
+        """``run_as(request)`` when the job needs the asker, else ``run()``."""
+        return self.run_as(request) if self.run_as is not None else self.run()

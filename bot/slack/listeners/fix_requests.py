@@ -1,23 +1,176 @@
-"""Fix-request buttons (``redis_mem.request.<action-id>``): acknowledged until approvals land."""
+"""Fix-request buttons (``redis_mem.request.<action-id>``) -> the modal -> an approval request.
+
+The button's value is the target name. The modal is opened with the
+parameters prefilled from a fresh diagnosis; its submission is checked for
+typos and ranges before the ack (Slack shows those errors on the field), and
+the request itself (fresh diagnosis, preview, audit) runs after the ack, its
+refusals answered privately.
+"""
 
 from __future__ import annotations
 
+import logging
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
+from bot.approvals.model import Actor, ApprovalRequest
+from bot.errors import RedisMemError, UsageError
+from bot.remediation.catalogue import get_action
+from bot.slack.blocks.approval import approval_message
+from bot.slack.blocks.common import escape
+from bot.slack.blocks.diagnosis import REQUEST_ACTION_PREFIX
+from bot.slack.blocks.modal import (
+    FIX_MODAL,
+    ModalContext,
+    error_view,
+    field_errors,
+    fix_modal,
+    submitted_values,
+)
+from bot.slack.clicks import Click, tell
 from bot.slack.deps import SlackDeps
+from bot.slack.fix import NOT_CONFIGURED
 
-REQUEST_ACTION = re.compile(r"redis_mem\.request\..+")
-NOT_YET = "Fix requests arrive in a coming release: follow the runbook for `{action}` meanwhile."
+if TYPE_CHECKING:
+    from bot.approvals.service import RemediationService
+
+log = logging.getLogger(__name__)
+
+REQUEST_ACTION = re.compile(re.escape(REQUEST_ACTION_PREFIX) + r".+")
 
 
 def register(app: App, deps: SlackDeps) -> None:
-    """Ack the buttons so Slack shows no error, and tell the clicker why nothing happens."""
+    """The request buttons and the modal's submission."""
 
     @app.action(REQUEST_ACTION)
-    def on_fix_request(ack: Ack, action: dict[str, Any], respond: Respond) -> None:
+    def on_fix_request(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
+    ) -> None:
         ack()
-        name = str(action.get("action_id", "")).removeprefix("redis_mem.request.")
-        respond(text=NOT_YET.format(action=name), response_type="ephemeral", replace_original=False)
+        open_form(deps=deps, click=Click.from_body(body), action=action, client=client)
+
+    @app.view(FIX_MODAL)
+    def on_fix_submitted(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+    ) -> None:
+        submit_form(deps=deps, ack=ack, click=Click.from_body(body), view=view, client=client)
+
+
+def open_form(*, deps: SlackDeps, click: Click, action: dict[str, Any], client: WebClient) -> None:
+    """Open the modal, or say privately why not (preconditions, Redis down, no config)."""
+    action_id = str(action.get("action_id", "")).removeprefix(REQUEST_ACTION_PREFIX)
+    target = str(action.get("value") or "") or None
+
+    def say(text: str) -> None:
+        tell(client, user=click.user_id, channel=click.channel, text=text)
+
+    if deps.remediation is None:
+        say(f"⚠ {NOT_CONFIGURED}")
+        return
+    try:
+        form = deps.remediation.form(action_id=action_id, target_name=target)
+    except RedisMemError as err:
+        say(f"⚠ {escape(action_id)}: {escape(err.message)}")
+        return
+    if form.preconditions:
+        say(f"⚠ {escape(form.title)} cannot run on *{escape(form.target)}* now: "
+            f"{escape(form.preconditions[0])}")  # fmt: skip
+        return
+    try:
+        client.views_open(
+            trigger_id=click.trigger_id or "", view=fix_modal(form, channel=click.channel)
+        )
+    except (SlackApiError, OSError) as err:
+        # Slack's trigger id lives 3 s: a slow diagnosis makes it expire.
+        log.warning("views.open for %s failed: %s", action_id, err)
+        say(
+            f"⚠ could not open the form in time: use `/redis-mem fix {action_id} {form.target}` "
+            "with key=value parameters"
+        )
+
+
+def submit_form(
+    *, deps: SlackDeps, ack: Ack, click: Click, view: dict[str, Any], client: WebClient
+) -> None:
+    """Field errors in the ack; then request, post the approval message, attach it."""
+    try:
+        meta = ModalContext.loads(view.get("private_metadata"))
+        service = _service(deps)
+        specs = get_action(meta.action).specs(service.limits)
+    except UsageError as err:
+        ack(response_action="update", view=error_view(err.message))
+        return
+    values = submitted_values(view)
+    errors = field_errors(specs, values)
+    if errors:
+        ack(response_action="errors", errors=errors)
+        return
+    ack()
+    channel = meta.channel or click.user_id  # no channel (a DM with the app): post to the user
+
+    def say(text: str) -> None:
+        tell(client, user=click.user_id, channel=meta.channel, text=text)
+
+    try:
+        request = service.request(
+            actor=click.actor,
+            action_id=meta.action,
+            target_name=meta.target,
+            raw_params=values,
+            channel=channel,
+        )
+    except RedisMemError as err:
+        say(f"⚠ {escape(meta.action)} on {escape(meta.target)}: {escape(err.message)}")
+        return
+    post_request(service=service, request=request, channel=channel, client=client, say=say)
+
+
+def post_request(
+    *,
+    service: RemediationService,
+    request: ApprovalRequest,
+    channel: str,
+    client: WebClient,
+    say: Callable[[str], None],
+) -> None:
+    """Post the approval message and attach it; if it cannot be posted, cancel the request.
+
+    A request nobody can see cannot be approved, and a pending one would linger
+    in ``/redis-mem pending``: cancelling it (audited) keeps the state honest.
+    """
+    message = approval_message(request)
+    try:
+        response = client.chat_postMessage(
+            channel=channel, text=message.text, blocks=message.blocks
+        )
+        service.attach_message(request.id, channel=channel, ts=str(response["ts"]))
+    except (SlackApiError, OSError) as err:
+        log.warning("could not post approval request %s in %s: %s", request.id, channel, err)
+        _cancel(service, request, say)
+    except RedisMemError as err:  # posted, not attached: clicks still carry the id
+        log.warning("could not attach the message of request %s: %s", request.id, err)
+
+
+def _cancel(
+    service: RemediationService, request: ApprovalRequest, say: Callable[[str], None]
+) -> None:
+    try:
+        service.reject(request_id=request.id, actor=_requester(request))
+    except RedisMemError as err:
+        log.warning("could not cancel unposted request %s: %s", request.id, err)
+    say("⚠ could not post the approval request in this channel (invite the bot): cancelled")
+
+
+def _requester(request: ApprovalRequest) -> Actor:
+    return Actor(id=request.requester, name=request.requester_name)
+
+
+def _service(deps: SlackDeps) -> RemediationService:
+    if deps.remediation is None:
+        raise UsageError(NOT_CONFIGURED)
+    return deps.remediation

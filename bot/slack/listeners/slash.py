@@ -52,7 +52,7 @@ def handle(
         finish(deps=deps, request=request, job=job, result=result)
         return
     ack(text=job.progress, response_type="ephemeral")
-    result = run(job)
+    result = run(job, request)
     warning = finish(deps=deps, request=request, job=job, result=result)
     answer(
         request=request,
@@ -64,10 +64,10 @@ def handle(
     )
 
 
-def run(job: Job) -> Result:
+def run(job: Job, request: SlashRequest) -> Result:
     """The job's result; a user-facing error (Redis down...) becomes a one-line error result."""
     try:
-        return job.run()
+        return job.execute(request)
     except RedisMemError as err:
         message = f"⚠ {job.subcommand}: {err.message}"
     except Exception:  # never a traceback in Slack; the log has it
@@ -123,7 +123,11 @@ def answer(
         if ephemeral:
             respond(text=message.text, blocks=message.blocks, response_type="ephemeral")
             return
-        post_in_channel(client=client, respond=respond, channel=request.channel_id, message=message)
+        ts = post_in_channel(
+            client=client, respond=respond, channel=request.channel_id, message=message
+        )
+        if result.on_posted is not None and ts is not None and request.channel_id:
+            result.on_posted(request.channel_id, ts)
     except (SlackApiError, OSError) as err:
         log.error("could not answer /redis-mem in %s: %s", request.channel_id, err)
         reply_error(respond=respond, text="⚠ could not post the result in this channel")

@@ -1,0 +1,145 @@
+"""``/redis-mem fix <action-id> [target] [key=value ...]`` and ``/redis-mem pending``.
+
+Parsing is pure (``parse_fix``) and answered in the ack; the request itself
+(fresh diagnosis, preview, audit, store) runs after the ack, and its approval
+message is posted in the channel and attached to the request so it can be
+updated in place.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot.approvals.model import Actor, ApprovalRequest
+from bot.errors import RedisMemError, UsageError
+from bot.remediation.catalogue import CATALOGUE, get_action
+from bot.remediation.model import utc_now
+from bot.slack.blocks.approval import approval_message, pending_message
+from bot.slack.deps import SlackDeps
+from bot.slack.jobs import Job, Result
+from bot.slack.parsing import parse_no_args
+from bot.slack.request import SlashRequest
+
+if TYPE_CHECKING:
+    from bot.approvals.service import RemediationService
+
+log = logging.getLogger(__name__)
+
+FIX_USAGE = "fix <action-id> [target] [key=value ...]"
+NOT_CONFIGURED = "fixes are not configured in this process (no approvals database)"
+
+
+@dataclass(frozen=True)
+class FixArgs:
+    """A parsed ``fix`` command: the action, an optional target, raw parameter texts."""
+
+    action_id: str
+    target: str | None
+    raw_params: dict[str, str]
+
+
+def parse_fix(args: tuple[str, ...]) -> FixArgs:
+    """``raise-maxmemory prod maxmemory=1gb``; one target word at most, each key once."""
+    if not args:
+        known = ", ".join(CATALOGUE)
+        raise UsageError(f"fix: name an action (usage: {FIX_USAGE}; actions: {known})")
+    action_id, target, raw = args[0].lower(), None, {}
+    for word in args[1:]:
+        key, sep, value = word.partition("=")
+        if not sep:
+            if target is not None:
+                raise UsageError(f"fix: expected one target at most (got {target!r} and {word!r})")
+            target = word
+            continue
+        name = key.strip().lower().replace("-", "_")
+        if not name or not value.strip():
+            raise UsageError(f"fix: expected key=value (got {word!r})")
+        if name in raw:
+            raise UsageError(f"fix: {name}= given twice")
+        raw[name] = value
+    return FixArgs(action_id=action_id, target=target, raw_params=raw)
+
+
+def service_of(deps: SlackDeps) -> RemediationService:
+    """The remediation service; UsageError (one line) when this process has none."""
+    if deps.remediation is None:
+        raise UsageError(NOT_CONFIGURED)
+    return deps.remediation
+
+
+def prepare_fix(args: tuple[str, ...], deps: SlackDeps) -> Job:
+    """Validate the words now (instant); request after the ack, as the asker."""
+    service = service_of(deps)
+    parsed = parse_fix(args)
+    action = _known_action(parsed.action_id)
+    target = deps.diagnosis.target(parsed.target).name
+
+    def run_as(request: SlashRequest) -> Result:
+        approval = service.request(
+            actor=Actor(id=request.user_id, name=request.user_name),
+            action_id=action,
+            target_name=target,
+            raw_params=parsed.raw_params,
+            channel=request.channel_id,
+        )
+        return requested_result(service, approval)
+
+    return Job(
+        subcommand="fix",
+        run=_needs_asker,
+        run_as=run_as,
+        progress=f"Preparing the `{action}` preview for *{target}*…",
+        target=target,
+        parameters={"action": action, "target": target, "params": dict(parsed.raw_params)},
+    )
+
+
+def requested_result(service: RemediationService, approval: ApprovalRequest) -> Result:
+    """The approval message, attached to the request once it is posted."""
+
+    def attach(channel: str, ts: str) -> None:
+        try:
+            service.attach_message(approval.id, channel=channel, ts=ts)
+        except RedisMemError as err:  # the message still works: clicks carry the id
+            log.warning("could not attach message %s to request %s: %s", ts, approval.id, err)
+
+    return Result(
+        message=approval_message(approval),
+        outcome="requested",
+        summary=f"{approval.action_id} on {approval.target} requested (request {approval.id})",
+        on_posted=attach,
+    )
+
+
+def prepare_pending(args: tuple[str, ...], deps: SlackDeps) -> Job:
+    """The open requests, shown to the asker only."""
+    parse_no_args("pending", args)
+    service = service_of(deps)
+
+    def run() -> Result:
+        requests = service.pending()
+        return Result(
+            message=pending_message(requests, now=utc_now()),
+            outcome="ok",
+            summary=f"{len(requests)} pending request(s) listed",
+        )
+
+    return Job(
+        subcommand="pending",
+        run=run,
+        progress="Reading the open fix requests…",
+        ephemeral=True,
+    )
+
+
+def _known_action(action_id: str) -> str:
+    try:
+        return get_action(action_id).id
+    except UsageError as err:
+        raise UsageError(f"fix: {err.message}") from None
+
+
+def _needs_asker() -> Result:
+    raise UsageError("fix: the requester is unknown (run it from Slack)")

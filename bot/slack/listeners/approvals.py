@@ -1,0 +1,150 @@
+"""Approve / Reject buttons: ack at once, decide in the background, update the message in place.
+
+Approvals run on a small dedicated executor, not in Bolt's listener pool (5
+threads by default): an action that expires 100,000 keys at the rate limit
+takes seconds, and it must not starve the slash commands and clicks that
+share that pool. See docs/decisions/approval-flow-slack.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.approvals.model import ApprovalRequest, RequestState
+from bot.errors import RedisMemError, Refused
+from bot.slack.blocks.approval import APPROVE_ACTION, REJECT_ACTION, approval_message
+from bot.slack.blocks.common import escape
+from bot.slack.clicks import Click, tell
+from bot.slack.deps import SlackDeps
+from bot.slack.fix import NOT_CONFIGURED
+
+if TYPE_CHECKING:
+    from bot.approvals.service import RemediationService
+
+log = logging.getLogger(__name__)
+
+FIX_WORKERS = 4  # approvals running at once; more wait their turn (each is audited anyway)
+
+
+def register(app: App, deps: SlackDeps, *, executor: Executor | None = None) -> None:
+    """The two decision buttons."""
+    runner = executor or ThreadPoolExecutor(
+        max_workers=FIX_WORKERS, thread_name_prefix="redis-mem-fix"
+    )
+
+    @app.action(APPROVE_ACTION)
+    def on_approve(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
+    ) -> None:
+        ack()
+        click, request_id = Click.from_body(body), str(action.get("value") or "")
+        runner.submit(guarded, deps=deps, click=click, request_id=request_id, client=client)
+
+    @app.action(REJECT_ACTION)
+    def on_reject(
+        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
+    ) -> None:
+        ack()  # a rejection is one UPDATE and one audit row: Bolt's thread is fine
+        click, request_id = Click.from_body(body), str(action.get("value") or "")
+        decide(deps=deps, click=click, request_id=request_id, client=client, approve=False)
+
+
+def guarded(*, deps: SlackDeps, click: Click, request_id: str, client: WebClient) -> None:
+    """``decide`` on the executor: an exception there would vanish in the future, so log it."""
+    try:
+        decide(deps=deps, click=click, request_id=request_id, client=client, approve=True)
+    except Exception:
+        log.exception("approval of request %r failed", request_id)
+        tell(client, user=click.user_id, channel=click.channel, text="⚠ approve: internal error")
+
+
+def decide(
+    *, deps: SlackDeps, click: Click, request_id: str, client: WebClient, approve: bool
+) -> None:
+    """Approve (execute, verify) or reject; refusals are a private one-liner to the clicker."""
+    service = deps.remediation
+    if service is None:
+        tell(client, user=click.user_id, channel=click.channel, text=f"⚠ {NOT_CONFIGURED}")
+        return
+    updater = MessageUpdater(client=client, channel=click.channel, ts=click.message_ts)
+    try:
+        if approve:
+            final = service.approve(
+                request_id=request_id, approver=click.actor, progress=updater.progress
+            )
+        else:
+            final = service.reject(request_id=request_id, actor=click.actor)
+    except RedisMemError as err:
+        # The message first, then the reply: once the clicker reads it, the message is final.
+        show_if_changed(service, request_id, updater, refused=isinstance(err, Refused))
+        verb = "approve" if approve else "reject"
+        text = f"⚠ {verb}: {escape(err.message)}"
+        tell(client, user=click.user_id, channel=click.channel, text=text)
+        return
+    updater.finish(final)
+
+
+def show_if_changed(
+    service: RemediationService, request_id: str, updater: MessageUpdater, *, refused: bool
+) -> None:
+    """After an error: show an expiry, or the end of an execution the error cut short.
+
+    A refusal (not an approver, already done...) leaves the message as it is.
+    """
+    try:
+        current = service.get(request_id)
+    except RedisMemError:
+        return  # unknown or forged id, or the database is down: nothing to show
+    if current.state is RequestState.EXPIRED or (not refused and current.state.final):
+        updater.finish(current)
+
+
+def refresh_messages(client: WebClient, requests: Iterable[ApprovalRequest]) -> None:
+    """Re-render each request's own message (e.g. the scheduler, after ``expire_due()``)."""
+    for request in requests:
+        MessageUpdater(client=client, channel=None, ts=None).finish(request)
+
+
+class MessageUpdater:
+    """``chat.update`` of the approval message; Slack errors are logged, never raised.
+
+    Where: the request's stored channel/ts (server-side truth), else the clicked message.
+    """
+
+    def __init__(self, *, client: WebClient, channel: str | None, ts: str | None) -> None:
+        self._client = client
+        self._fallback = (channel, ts)
+
+    def progress(self, request: ApprovalRequest) -> None:
+        """The service's progress callback: executing, progress lines (already throttled)."""
+        if not request.state.final:  # the final state comes back from approve(): finish()
+            self.update(request)
+
+    def finish(self, request: ApprovalRequest) -> None:
+        """The final state; retried once, since this is the update people rely on."""
+        if not self.update(request):
+            self.update(request)
+
+    def update(self, request: ApprovalRequest) -> bool:
+        """Re-render the message from the request; False when Slack did not take it."""
+        channel = request.channel or self._fallback[0]
+        ts = request.message_ts or self._fallback[1]
+        if not channel or not ts:
+            log.warning("request %s has no message to update", request.id)
+            return False
+        message = approval_message(request)
+        try:
+            self._client.chat_update(
+                channel=channel, ts=ts, text=message.text, blocks=message.blocks
+            )
+        except (SlackApiError, OSError) as err:
+            log.warning("chat.update of request %s (%s) failed: %s", request.id, request.state, err)
+            return False
+        return True

@@ -1,0 +1,684 @@
+"""The approval flow through Slack, end to end, real parts both ways.
+
+Signed Slack requests (slash commands, ``block_actions``, ``view_submission``)
+go over HTTP to the real Bolt app under uvicorn; the bot calls the fake Slack
+Web API (``tests.fakeslack``) over HTTP, diagnoses and changes a real
+redis-server, patches the fake Kubernetes API server through the real client,
+and writes a real hash-chained audit trail on SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+import uvicorn
+from prometheus_client import CollectorRegistry
+from slack_sdk import WebClient
+from slack_sdk.models.blocks import Block
+from sqlalchemy import Engine
+
+from bot.approvals.model import ApprovalRequest, RequestState
+from bot.approvals.service import RemediationService
+from bot.audit.engine import make_engine
+from bot.audit.migrate import upgrade
+from bot.audit.store import SqlAuditStore
+from bot.audit.verify import verify_chain
+from bot.config import Settings
+from bot.errors import Refused, UsageError
+from bot.remediation.catalogue import get_action
+from bot.remediation.model import RemediationLimits
+from bot.slack.app import build_app
+from bot.slack.blocks.approval import approval_message, pending_message
+from bot.slack.blocks.modal import field_errors, submitted_values
+from bot.slack.fix import FixArgs, parse_fix
+from bot.slack.groups import SlackGroupResolver
+from bot.slack.listeners.approvals import refresh_messages
+from bot.slack.metrics import BotMetrics
+from bot.web import create_web_app
+from bot.wiring import diagnosis_service, remediation_service
+from tests.approvals_support import Clock
+from tests.fakeslack import Call, FakeSlack
+from tests.redisserver import free_port
+from tests.remediation_support import CONF_16MB, Env, load_sessions
+from tests.slacksign import signed_headers
+
+pytest_plugins = ("tests.remediation_support",)
+
+SECRET = "test-signing-secret"
+CHANNEL = "C0OPS"
+REQUESTER = ("U0REQUEST", "rita")
+APPROVER = ("U0APPROVE", "alice")
+APPROVER_2 = ("U0APPROV2", "bob")
+OUTSIDER = ("U0OUTSIDE", "olga")
+GROUP_MEMBER = ("W0ONCALL1", "omar")
+VOLATILE_CONF = CONF_16MB.replace("maxmemory-policy allkeys-lru", "maxmemory-policy volatile-lru")
+
+
+@dataclass
+class SlackBot:
+    """The running bot, the fakes it talks to, and its audit database."""
+
+    url: str
+    fake: FakeSlack
+    env: Env
+    engine: Engine
+    audit: SqlAuditStore
+    service: RemediationService
+    clock: Clock
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10))
+    _triggers: Iterator[int] = field(default_factory=lambda: iter(range(1, 10_000)))
+
+    def post(self, body: str) -> httpx.Response:
+        """A signed request to /slack/events."""
+        headers = signed_headers(secret=SECRET, body=body)
+        response = self.http.post(f"{self.url}/slack/events", content=body, headers=headers)
+        assert response.status_code == 200, response.text
+        return response
+
+    def command(self, text: str, *, user: tuple[str, str] = REQUESTER) -> httpx.Response:
+        """``/redis-mem <text>`` typed by ``user`` in #ops."""
+        fields = {
+            "team_id": "T0FAKE",
+            "channel_id": CHANNEL,
+            "user_id": user[0],
+            "user_name": user[1],
+            "command": "/redis-mem",
+            "text": text,
+            "api_app_id": "A0APP",
+            "response_url": self.fake.response_url(),
+            "trigger_id": f"{next(self._triggers)}.42.cmd",
+        }
+        return self.post(urlencode(fields))
+
+    def click(
+        self, action_id: str, value: str, *, user: tuple[str, str], ts: str = "1700000000.999999"
+    ) -> httpx.Response:
+        """A button click (``block_actions``) on the message ``ts`` in #ops."""
+        payload = {
+            "type": "block_actions",
+            "team": {"id": "T0FAKE", "domain": "fake"},
+            "user": {"id": user[0], "username": user[1], "name": user[1], "team_id": "T0FAKE"},
+            "api_app_id": "A0APP",
+            "token": "legacy-unused",
+            "container": {"type": "message", "message_ts": ts, "channel_id": CHANNEL},
+            "trigger_id": f"{next(self._triggers)}.42.click",
+            "channel": {"id": CHANNEL, "name": "ops"},
+            "message": {"type": "message", "ts": ts, "text": "…"},
+            "response_url": self.fake.response_url("click"),
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": action_id,
+                    "block_id": "blk",
+                    "value": value,
+                    "action_ts": "1700000001.000001",
+                }
+            ],
+        }
+        return self.post(urlencode({"payload": json.dumps(payload)}))
+
+    def submit(
+        self, view: dict[str, Any], values: dict[str, str], *, user: tuple[str, str] = REQUESTER
+    ) -> httpx.Response:
+        """Submit the modal ``view`` (as opened) with ``values`` typed or selected."""
+        state: dict[str, Any] = {}
+        for block in view["blocks"]:
+            if block["type"] != "input":
+                continue
+            name, element = block["block_id"], block["element"]
+            if element["type"] == "static_select":
+                chosen = {"value": values[name], "text": {"type": "plain_text", "text": "x"}}
+                state[name] = {"value": {"type": "static_select", "selected_option": chosen}}
+            else:
+                text = values.get(name, element.get("initial_value"))
+                state[name] = {"value": {"type": "plain_text_input", "value": text}}
+        payload = {
+            "type": "view_submission",
+            "team": {"id": "T0FAKE", "domain": "fake"},
+            "user": {"id": user[0], "username": user[1], "name": user[1], "team_id": "T0FAKE"},
+            "api_app_id": "A0APP",
+            "token": "legacy-unused",
+            "trigger_id": f"{next(self._triggers)}.42.submit",
+            "view": {
+                "id": "V0FAKE",
+                "type": "modal",
+                "callback_id": view["callback_id"],
+                "private_metadata": view["private_metadata"],
+                "state": {"values": state},
+                "hash": "1700000000.abc",
+            },
+        }
+        return self.post(urlencode({"payload": json.dumps(payload)}))
+
+    def approval_post(self) -> tuple[Call, ApprovalRequest]:
+        """The one approval message posted, and its request (read back from the store)."""
+        [post] = self.fake.wait_for("chat.postMessage")
+        request_id = button_values(post.params["blocks"])["redis_mem.approve"]
+        wait_until(lambda: self.service.get(request_id).message_ts is not None)
+        return post, self.service.get(request_id)
+
+    def audit_actions(self) -> list[str]:
+        """Audit actions, oldest first."""
+        return [e.action for e in reversed(self.audit.list_entries(limit=1000))]
+
+
+def wait_until(predicate: Callable[[], bool], *, timeout: float = 15.0) -> None:
+    """Poll (bounded) instead of sleeping a fixed time."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+def rebuilt(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Parse with slack_sdk (checks Slack's limits) and serialise again."""
+    parsed = [Block.parse(block) for block in blocks]
+    return [block.to_dict() for block in parsed if block is not None]
+
+
+def button_values(blocks: list[dict[str, Any]]) -> dict[str, str]:
+    """action_id -> value of every button."""
+    return {
+        el["action_id"]: el["value"]
+        for block in blocks
+        if block["type"] == "actions"
+        for el in block["elements"]
+    }
+
+
+def text_of(blocks: list[dict[str, Any]]) -> str:
+    return json.dumps(blocks, ensure_ascii=False)
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack(usergroup_users={"S0ONCALL": ["W0ONCALL1"]}).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def slack_bot(env: Env, fake_slack: FakeSlack, tmp_path: Path) -> Iterator[SlackBot]:
+    """uvicorn + Bolt + the real RemediationService (wired by bot.wiring) on the fakes."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
+    upgrade(engine)
+    audit = SqlAuditStore(engine)
+    settings = Settings(
+        slack_bot_token="xoxb-test",
+        slack_signing_secret=SECRET,
+        slack_api_url=fake_slack.api_url,
+        sample_size=100,
+        approvers="U0APPROVE,U0APPROV2,S0ONCALL",
+    )
+    diagnosis = diagnosis_service(settings, {env.target.name: env.target})
+    clock = Clock(datetime.now(UTC))  # moved by tests that need a request to expire
+    resolver = SlackGroupResolver(WebClient(token="xoxb-test", base_url=fake_slack.api_url))
+    service = remediation_service(
+        settings,
+        engine=engine,
+        audit=audit,
+        diagnosis=diagnosis,
+        resolver=resolver,
+        cluster=env.cluster,
+        clock=clock,
+    )
+    registry = CollectorRegistry()
+    bolt = build_app(
+        settings=settings,
+        diagnosis=diagnosis,
+        audit=audit,
+        metrics=BotMetrics.create(registry),
+        audit_reader=audit,
+        remediation=service,
+    )
+    web = create_web_app(registry=registry, bolt_app=bolt, ready=lambda: True)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(web, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started)
+    yield SlackBot(f"http://127.0.0.1:{port}", fake_slack, env, engine, audit, service, clock)
+    server.should_exit = True
+    thread.join(timeout=5)
+    engine.dispose()
+
+
+def test_button_modal_approval_executes_and_updates_the_message(slack_bot: SlackBot) -> None:
+    bot = slack_bot
+    load_sessions(bot.env.client, 100)
+
+    bot.click("redis_mem.request.set-eviction-policy", "sessions", user=REQUESTER)
+    [opened] = bot.fake.wait_for("views.open")
+    view = opened.params["view"]
+    assert view["callback_id"] == "redis_mem.fix_modal"
+    meta = json.loads(view["private_metadata"])
+    assert meta == {"action": "set-eviction-policy", "target": "sessions", "channel": CHANNEL}
+    [policy] = [b for b in view["blocks"] if b["type"] == "input"]
+    assert policy["block_id"] == "policy"
+    assert policy["element"]["type"] == "static_select"
+    assert policy["element"]["initial_option"]["value"] == "volatile-lru"  # computed default
+
+    ack = bot.submit(view, {"policy": "volatile-lru"})
+    assert ack.text == ""  # closes the modal: no field errors
+
+    post, request = bot.approval_post()
+    blocks = post.params["blocks"]
+    assert post.params["channel"] == CHANNEL
+    assert rebuilt(blocks) == blocks
+    assert blocks[0]["text"]["text"] == "🛠 Approval needed: Set the eviction policy on sessions"
+    text = text_of(blocks)
+    assert "<@U0REQUEST>" in text and "<!date^" in text and "risk" in text
+    assert "- maxmemory-policy allkeys-lru\\n+ maxmemory-policy volatile-lru" in text
+    assert button_values(blocks) == {
+        "redis_mem.approve": request.id,
+        "redis_mem.reject": request.id,
+    }
+    assert len(request.id) == 32 and request.state is RequestState.PENDING
+    assert request.channel == CHANNEL and ts_of(request).startswith("1700000000.")
+
+    bot.click("redis_mem.approve", request.id, user=APPROVER, ts=ts_of(request))
+
+    updates = wait_for_final_update(bot)
+    assert all(u.params["ts"] == ts_of(request) for u in updates)
+    assert all(rebuilt(u.params["blocks"]) == u.params["blocks"] for u in updates)
+    assert "executing" in text_of(updates[0].params["blocks"])
+    final = text_of(updates[-1].params["blocks"])
+    assert updates[-1].params["blocks"][0]["text"]["text"].startswith("✅ Done")
+    assert "Verification" in final and "memory:" in final and "evicted keys:" in final
+    assert "keys:" in final and "<@U0APPROVE>" in final
+    assert button_values(updates[-1].params["blocks"]) == {}
+
+    assert bot.env.redis_conf() == VOLATILE_CONF
+    assert bot.env.client.config_get("maxmemory-policy") == {"maxmemory-policy": "volatile-lru"}
+    assert bot.service.get(request.id).state is RequestState.SUCCEEDED
+    actions = bot.audit_actions()
+    for step in ("requested", "approved", "executed", "verified"):
+        assert f"remediation.{step}" in actions
+    assert verify_chain(bot.engine).ok
+
+
+def test_slash_fix_approved_by_a_user_group_member(slack_bot: SlackBot) -> None:
+    bot = slack_bot
+    load_sessions(bot.env.client, 120, ttl=None)
+    load_sessions(bot.env.client, 30, start=1000)
+
+    ack = bot.command("fix expire-keys-without-ttl sessions ttl_seconds=1h")
+    assert ack.json()["text"].startswith("Preparing the `expire-keys-without-ttl` preview")
+    post, request = bot.approval_post()
+    assert request.params == {"ttl_seconds": 3600}
+    assert request.requester == "U0REQUEST"
+    assert "TTL to set: `3600s (1.0h)`" in text_of(post.params["blocks"])
+
+    bot.command("pending", user=APPROVER)
+    [listed] = bot.fake.wait_for("response_url/cmd")
+    listing = text_of(listed.params["blocks"])
+    assert "`expire-keys-without-ttl` on *sessions* by <@U0REQUEST>" in listing
+    assert "expires in 15 min" in listing
+
+    bot.click("redis_mem.approve", request.id, user=GROUP_MEMBER, ts=ts_of(request))
+
+    updates = wait_for_final_update(bot)
+    final = text_of(updates[-1].params["blocks"])
+    assert "*Keys changed*: 120" in final
+    # The first batch always reports (later ones at most once a second).
+    assert any("keys changed (" in text_of(u.params["blocks"]) for u in updates[:-1])
+    [asked] = bot.fake.calls_to("usergroups.users.list")
+    assert asked.params["usergroup"] == "S0ONCALL"
+    ttls = [bot.env.client.ttl(f"session:{i}") for i in range(120)]
+    assert all(0 < ttl <= 3600 for ttl in ttls)
+    done = bot.service.get(request.id)
+    assert done.state is RequestState.SUCCEEDED and done.decided_by == "W0ONCALL1"
+    assert "command.fix" in bot.audit_actions()
+    assert verify_chain(bot.engine).ok
+
+
+def test_refusals_are_private_one_liners_and_change_nothing(slack_bot: SlackBot) -> None:
+    bot = slack_bot
+    load_sessions(bot.env.client, 50)
+    bot.command("fix set-eviction-policy policy=volatile-lru")
+    _, request = bot.approval_post()
+    ts = ts_of(request)
+
+    cases = [
+        (REQUESTER, request.id, "you cannot approve your own request"),
+        (OUTSIDER, request.id, "you are not an approver"),
+        (APPROVER, "f" * 32, "unknown request"),
+        (APPROVER, "not-even-an-id", "unknown request"),
+    ]
+    for number, (user, value, reason) in enumerate(cases, start=1):
+        bot.click("redis_mem.approve", value, user=user, ts=ts)
+        replies = bot.fake.wait_for("chat.postEphemeral", count=number)
+        assert replies[-1].params["user"] == user[0]
+        assert replies[-1].params["channel"] == CHANNEL
+        assert replies[-1].params["text"].startswith("⚠ approve: ")
+        assert reason in replies[-1].params["text"] and "\n" not in replies[-1].params["text"]
+
+    assert bot.fake.calls_to("chat.update") == []
+    assert bot.service.get(request.id).state is RequestState.PENDING
+    assert bot.env.redis_conf() == CONF_16MB
+    assert bot.audit_actions().count("access.denied") == len(cases)
+
+    bot.click("redis_mem.approve", request.id, user=APPROVER, ts=ts)
+    updates = wait_for_final_update(bot)
+    bot.click("redis_mem.approve", request.id, user=APPROVER_2, ts=ts)
+    replies = bot.fake.wait_for("chat.postEphemeral", count=len(cases) + 1)
+    assert "already succeeded" in replies[-1].params["text"]
+    assert replies[-1].params["user"] == "U0APPROV2"
+    assert len(bot.fake.calls_to("chat.update")) == len(updates)
+    assert bot.audit_actions().count("access.denied") == len(cases) + 1
+    assert bot.audit_actions().count("remediation.executed") == 1
+    assert verify_chain(bot.engine).ok
+
+
+def test_simultaneous_approve_clicks_execute_once(slack_bot: SlackBot) -> None:
+    bot = slack_bot
+    load_sessions(bot.env.client, 50)
+    bot.command("fix set-eviction-policy policy=volatile-lru")
+    _, request = bot.approval_post()
+    clickers = [APPROVER, APPROVER_2, GROUP_MEMBER] * 3
+    start = threading.Barrier(len(clickers))
+
+    def click(user: tuple[str, str]) -> None:
+        start.wait()
+        bot.click("redis_mem.approve", request.id, user=user, ts=ts_of(request))
+
+    threads = [threading.Thread(target=click, args=(user,)) for user in clickers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    refusals = bot.fake.wait_for("chat.postEphemeral", count=len(clickers) - 1)
+    wait_for_final_update(bot)
+    assert all("already" in r.params["text"] for r in refusals)
+    assert bot.audit_actions().count("remediation.approved") == 1
+    assert bot.audit_actions().count("remediation.executed") == 1
+    assert bot.audit_actions().count("access.denied") == len(clickers) - 1
+    assert bot.env.redis_conf() == VOLATILE_CONF
+    assert verify_chain(bot.engine).ok
+
+
+def test_reject_by_an_approver_closes_the_request(slack_bot: SlackBot) -> None:
+    bot = slack_bot
+    load_sessions(bot.env.client, 50)
+    bot.command("fix set-eviction-policy policy=volatile-lru")
+    _, request = bot.approval_post()
+
+    bot.click("redis_mem.reject", request.id, user=APPROVER, ts=ts_of(request))
+
+    [update] = bot.fake.wait_for("chat.update")
+    assert update.params["blocks"][0]["text"]["text"].startswith("⛔ Rejected")
+    assert "Rejected by <@U0APPROVE>" in text_of(update.params["blocks"])
+    assert bot.service.get(request.id).state is RequestState.REJECTED
+    assert bot.env.redis_conf() == CONF_16MB
+    assert "remediation.rejected" in bot.audit_actions()
+
+
+def test_an_expired_request_is_refused_and_shown_expired(slack_bot: SlackBot) -> None:
+    bot = slack_bot
+    load_sessions(bot.env.client, 50)
+    bot.command("fix set-eviction-policy policy=volatile-lru")
+    _, request = bot.approval_post()
+    bot.clock.advance(minutes=16)
+
+    bot.click("redis_mem.approve", request.id, user=APPROVER, ts=ts_of(request))
+
+    [reply] = bot.fake.wait_for("chat.postEphemeral")
+    assert "expired" in reply.params["text"] and reply.params["user"] == "U0APPROVE"
+    [update] = bot.fake.calls_to("chat.update")
+    assert update.params["blocks"][0]["text"]["text"].startswith("⌛ Expired")
+    assert button_values(update.params["blocks"]) == {}
+    assert bot.service.get(request.id).state is RequestState.EXPIRED
+    assert bot.env.redis_conf() == CONF_16MB
+    actions = bot.audit_actions()
+    assert "remediation.expired" in actions and actions[-1] == "access.denied"
+    assert verify_chain(bot.engine).ok
+
+
+def test_slack_errors_while_updating_do_not_lose_the_action(slack_bot: SlackBot) -> None:
+    bot = slack_bot
+    load_sessions(bot.env.client, 50)
+    bot.command("fix set-eviction-policy policy=volatile-lru")
+    _, request = bot.approval_post()
+    bot.fake.fail("chat.update", "ratelimited")
+
+    bot.click("redis_mem.approve", request.id, user=APPROVER, ts=ts_of(request))
+
+    wait_until(lambda: bot.service.get(request.id).state.final)
+    # executing (once) + the final update tried twice
+    bot.fake.wait_for("chat.update", count=3)
+    assert bot.service.get(request.id).state is RequestState.SUCCEEDED
+    assert bot.env.redis_conf() == VOLATILE_CONF
+
+
+def test_modal_field_errors_are_shown_on_the_field(slack_bot: SlackBot) -> None:
+    bot = slack_bot
+    load_sessions(bot.env.client, 40, ttl=None)
+    bot.click("redis_mem.request.expire-keys-without-ttl", "sessions", user=REQUESTER)
+    [opened] = bot.fake.wait_for("views.open")
+    view = opened.params["view"]
+    [ttl] = [b for b in view["blocks"] if b["type"] == "input"]
+    assert ttl["block_id"] == "ttl_seconds" and ttl["element"]["initial_value"] == "86400"
+
+    ack = bot.submit(view, {"ttl_seconds": "10s"})
+
+    body = ack.json()
+    assert body["response_action"] == "errors"
+    assert list(body["errors"]) == ["ttl_seconds"]
+    assert "between 60 and 2592000" in body["errors"]["ttl_seconds"]
+    assert bot.service.pending() == []
+
+
+def test_a_fix_that_cannot_run_now_says_why_instead_of_opening_the_modal(
+    slack_bot: SlackBot,
+) -> None:
+    bot = slack_bot
+    load_sessions(bot.env.client, 40)  # every key has a TTL
+
+    bot.click("redis_mem.request.expire-keys-without-ttl", "sessions", user=REQUESTER)
+
+    [reply] = bot.fake.wait_for("chat.postEphemeral")
+    assert reply.params["user"] == "U0REQUEST"
+    assert "cannot run on *sessions* now" in reply.params["text"]
+    assert bot.fake.calls_to("views.open") == []
+
+
+def test_bad_fix_words_are_answered_in_the_ack(slack_bot: SlackBot) -> None:
+    bot = slack_bot
+    assert "unknown action 'drop-everything'" in bot.command("fix drop-everything").json()["text"]
+    assert "given twice" in bot.command("fix restart-redis a=1 a=2").json()["text"]
+    assert "unknown target" in bot.command("fix restart-redis nowhere").json()["text"]
+    assert bot.service.pending() == []
+
+
+def ts_of(request: ApprovalRequest) -> str:
+    """The ts of the request's approval message (the fake's answer, attached by the bot)."""
+    assert request.message_ts is not None
+    return request.message_ts
+
+
+def wait_for_final_update(bot: SlackBot) -> list[Call]:
+    """Every chat.update up to (and including) the one showing a final state."""
+
+    def final_seen() -> bool:
+        return any(_is_final(call) for call in bot.fake.calls_to("chat.update"))
+
+    wait_until(final_seen)
+    updates = bot.fake.calls_to("chat.update")
+    return updates[: next(i for i, u in enumerate(updates) if _is_final(u)) + 1]
+
+
+def _is_final(call: Call) -> bool:
+    header = str(call.params["blocks"][0]["text"]["text"])
+    return header.startswith(("✅", "❌", "⛔", "⌛", "🚫"))
+
+
+# Pure parts: parsing, rendering, the group resolver ---------------------------------------
+
+
+def _request(**changes: Any) -> ApprovalRequest:
+    now = datetime(2026, 11, 29, 4, 0, tzinfo=UTC)
+    preview = {
+        "action_id": "restart-redis",
+        "title": "Restart Redis",
+        "runbook": "Scenario 4, step 3",
+        "risk": "high",
+        "params": {},
+        "changes": [{"where": "Deployment langgraph-agent/redis-session", "before": "",
+                     "after": "rollout restart", "diff": []}],
+        "warnings": ["without persistence every session is lost"],
+        "loses_data": True,
+        "logs_users_out": True,
+    }  # fmt: skip
+    base = ApprovalRequest(
+        id="a" * 32,
+        action_id="restart-redis",
+        target="prod",
+        params={},
+        preview=preview,
+        requester="U0REQUEST",
+        requester_name="rita",
+        state=RequestState.PENDING,
+        created_at=now,
+        expires_at=now + timedelta(minutes=15),
+    )
+    return replace(base, **changes)
+
+
+def test_parse_fix_reads_action_target_and_parameters() -> None:
+    parsed = parse_fix(("raise-maxmemory", "prod", "maxmemory=1gb", "Pod-Memory-Limit=1536Mi"))
+    assert parsed == FixArgs(
+        action_id="raise-maxmemory",
+        target="prod",
+        raw_params={"maxmemory": "1gb", "pod_memory_limit": "1536Mi"},
+    )
+    assert parse_fix(("restart-redis",)) == FixArgs("restart-redis", None, {})
+
+
+@pytest.mark.parametrize(
+    ("words", "message"),
+    [
+        ((), "fix: name an action"),
+        (("restart-redis", "a", "b"), "one target at most"),
+        (("restart-redis", "=1"), "expected key=value"),
+        (("restart-redis", "count="), "expected key=value"),
+        (("restart-redis", "n=1", "N=2"), "n= given twice"),
+    ],
+)
+def test_parse_fix_errors_are_one_line(words: tuple[str, ...], message: str) -> None:
+    with pytest.raises(UsageError, match=message) as caught:
+        parse_fix(words)
+    assert "\n" not in caught.value.message
+
+
+def test_high_risk_approval_asks_for_confirmation_and_says_it_loses_data() -> None:
+    message = approval_message(_request())
+    blocks = [b.to_dict() for b in message.blocks]
+    [actions] = [b for b in blocks if b["type"] == "actions"]
+    approve, reject = actions["elements"]
+    assert approve["confirm"]["confirm"]["text"] == "Approve"
+    assert approve["style"] == "primary" and reject["style"] == "danger"
+    assert "confirm" not in reject
+    text = text_of(blocks)
+    assert "*Loses data*" in text and "*Logs users out*" in text
+    assert "without persistence every session is lost" in text
+
+
+@pytest.mark.parametrize(
+    ("changes", "header", "line"),
+    [
+        ({"state": RequestState.REJECTED, "decided_by": "U0REQUEST"}, "⛔ Rejected",
+         "Cancelled by the requester"),
+        ({"state": RequestState.REFUSED, "error": "maxmemory changed since the preview"},
+         "🚫 Not executed", "maxmemory changed since the preview"),
+        ({"state": RequestState.FAILED, "decided_by": "U0APPROVE",
+          "result": {"steps": [{"name": "rollout", "ok": False, "detail": "403 forbidden"}],
+                     "state": "rollout NOT changed (403 forbidden)", "verification": None}},
+         "❌ Failed", "❌ rollout: 403 forbidden"),
+        ({"state": RequestState.EXECUTING, "decided_by": "U0APPROVE",
+          "progress": "1,200 keys changed (3,400 scanned)"}, "⏳ Executing",
+         "1,200 keys changed (3,400 scanned)"),
+    ],
+)  # fmt: skip
+def test_every_state_renders_without_buttons(
+    changes: dict[str, Any], header: str, line: str
+) -> None:
+    message = approval_message(_request(**changes))
+    blocks = [b.to_dict() for b in message.blocks]
+    assert rebuilt(blocks) == blocks
+    assert blocks[0]["text"]["text"].startswith(header)
+    assert line in text_of(blocks)
+    assert button_values(blocks) == {}
+
+
+def test_a_huge_diff_still_fits_slack_limits() -> None:
+    diff = [f"+ line {i} " + "x" * 150 for i in range(400)]
+    change = {"where": "ConfigMap ns/cm redis.conf", "before": "a", "after": "b", "diff": diff}
+    preview = {**_request().preview, "changes": [change] * 30, "warnings": ["w" * 500] * 40}
+    blocks = [b.to_dict() for b in approval_message(_request(preview=preview)).blocks]
+    assert len(blocks) <= 50 and rebuilt(blocks) == blocks
+    sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    assert all(text.count("```") % 2 == 0 for text in sections)  # no code block cut open
+    assert button_values(blocks)["redis_mem.approve"] == "a" * 32  # buttons always kept
+
+
+def test_pending_listing_of_nothing() -> None:
+    message = pending_message([], now=datetime(2026, 11, 29, tzinfo=UTC))
+    assert message.text == "No fix requests are waiting for approval."
+
+
+def test_modal_values_and_field_errors() -> None:
+    view = {
+        "state": {
+            "values": {
+                "ttl_seconds": {"value": {"type": "plain_text_input", "value": " 2h "}},
+                "policy": {"value": {"type": "static_select", "selected_option": {"value": "x"}}},
+                "blank": {"value": {"type": "plain_text_input", "value": None}},
+            }
+        }
+    }
+    values = submitted_values(view)
+    assert values == {"ttl_seconds": " 2h ", "policy": "x"}
+    specs = get_action("expire-keys-without-ttl").specs(RemediationLimits())
+    assert field_errors(specs, values) == {}
+    assert "ttl_seconds" in field_errors(specs, {"ttl_seconds": "soon"})
+
+
+def test_group_resolver_caches_and_refuses_on_slack_errors(fake_slack: FakeSlack) -> None:
+    now = [0.0]
+    client = WebClient(token="xoxb-test", base_url=fake_slack.api_url)
+    resolver = SlackGroupResolver(client, cache_seconds=60, clock=lambda: now[0])
+
+    assert resolver.members("S0ONCALL") == frozenset({"W0ONCALL1"})
+    assert resolver.members("S0ONCALL") == frozenset({"W0ONCALL1"})
+    assert len(fake_slack.calls_to("usergroups.users.list")) == 1
+    now[0] = 61.0
+    fake_slack.fail("usergroups.users.list", "missing_scope")
+    with pytest.raises(
+        Refused, match=r"cannot check approver group S0ONCALL in Slack \(missing_scope\)"
+    ):
+        resolver.members("S0ONCALL")
+
+
+def test_refresh_messages_shows_requests_expired_by_the_scheduler(fake_slack: FakeSlack) -> None:
+    client = WebClient(token="xoxb-test", base_url=fake_slack.api_url)
+    expired = _request(state=RequestState.EXPIRED, channel=CHANNEL, message_ts="1700000000.000007")
+
+    refresh_messages(client, [expired, _request(state=RequestState.EXPIRED)])  # 2nd: no message
+
+    [update] = fake_slack.calls_to("chat.update")
+    assert (update.params["channel"], update.params["ts"]) == (CHANNEL, "1700000000.000007")
+    assert update.params["blocks"][0]["text"]["text"] == "⌛ Expired: Restart Redis on prod"
