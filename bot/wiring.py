@@ -31,6 +31,9 @@ from bot.remediation.ports import Cluster, RedisOps
 from bot.services.diagnose import DiagnosisService
 
 if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from slack_sdk import WebClient
+
     from bot.kube.cluster import KubeCluster
 
 
@@ -250,4 +253,28 @@ def run_bot(settings: Settings) -> None:
         audit_reader=store,
         remediation=remediation,
     )
-    serve(settings=settings, app=app, registry=registry, ready=database_ready(engine))
+    sweeper = expiry_scheduler(remediation=remediation, client=slack)
+    sweeper.start()
+    try:
+        serve(settings=settings, app=app, registry=registry, ready=database_ready(engine))
+    finally:
+        sweeper.shutdown(wait=False)
+
+
+def expiry_scheduler(*, remediation: RemediationService, client: WebClient) -> BackgroundScheduler:
+    """An (unstarted) APScheduler that expires undecided approval requests every 30 s."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from bot.slack.expiry import SWEEP_SECONDS, expire_and_refresh
+
+    scheduler = BackgroundScheduler(timezone="UTC")
+    scheduler.add_job(
+        expire_and_refresh,
+        "interval",
+        seconds=SWEEP_SECONDS,
+        kwargs={"service": remediation, "client": client},
+        id="expire-approval-requests",
+        max_instances=1,
+        coalesce=True,
+    )
+    return scheduler

@@ -40,12 +40,13 @@ from bot.remediation.model import RemediationLimits
 from bot.slack.app import build_app
 from bot.slack.blocks.approval import approval_message, pending_message
 from bot.slack.blocks.modal import field_errors, submitted_values
+from bot.slack.expiry import expire_and_refresh
 from bot.slack.fix import FixArgs, parse_fix
 from bot.slack.groups import SlackGroupResolver
 from bot.slack.listeners.approvals import refresh_messages
 from bot.slack.metrics import BotMetrics
 from bot.web import create_web_app
-from bot.wiring import diagnosis_service, remediation_service
+from bot.wiring import diagnosis_service, expiry_scheduler, remediation_service
 from tests.approvals_support import Clock
 from tests.fakeslack import Call, FakeSlack
 from tests.redisserver import free_port
@@ -446,6 +447,30 @@ def test_an_expired_request_is_refused_and_shown_expired(slack_bot: SlackBot) ->
     actions = bot.audit_actions()
     assert "remediation.expired" in actions and actions[-1] == "access.denied"
     assert verify_chain(bot.engine).ok
+
+
+def test_the_sweeper_expires_undecided_requests_and_says_so_on_their_message(
+    slack_bot: SlackBot,
+) -> None:
+    bot = slack_bot
+    load_sessions(bot.env.client, 50)
+    bot.command("fix set-eviction-policy policy=volatile-lru")
+    _, request = bot.approval_post()
+    client = WebClient(token="xoxb-test", base_url=bot.fake.api_url)
+
+    assert expire_and_refresh(service=bot.service, client=client) == 0  # not due yet
+    bot.clock.advance(minutes=16)
+    assert expire_and_refresh(service=bot.service, client=client) == 1
+    assert expire_and_refresh(service=bot.service, client=client) == 0  # once only
+
+    [update] = bot.fake.calls_to("chat.update")
+    assert update.params["ts"] == ts_of(request)
+    assert update.params["blocks"][0]["text"]["text"].startswith("⌛ Expired")
+    assert bot.service.get(request.id).state is RequestState.EXPIRED
+    assert bot.audit_actions().count("remediation.expired") == 1
+    assert bot.env.redis_conf() == CONF_16MB
+    job = expiry_scheduler(remediation=bot.service, client=client).get_jobs()[0]
+    assert job.trigger.interval == timedelta(seconds=30)
 
 
 def test_slack_errors_while_updating_do_not_lose_the_action(slack_bot: SlackBot) -> None:
