@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.errors import KubernetesError, UsageError
-from bot.remediation.actions.base import Action, Run
+from bot.remediation.actions.base import Action, Run, ttl_spec
 from bot.remediation.model import (
     ActionContext,
     Change,
@@ -159,13 +159,10 @@ class ShortenSessionTtl(AppConfigAction):
     def specs(self, limits: RemediationLimits) -> tuple[ParamSpec, ...]:
         """ttl_seconds within the limits (60 s .. 30 days by default)."""
         return (
-            ParamSpec(
-                "ttl_seconds",
-                "seconds",
-                "Session TTL",
-                "new sessions expire after this; e.g. 43200 or 12h",
-                min=limits.min_ttl_seconds,
-                max=limits.max_ttl_seconds,
+            ttl_spec(
+                limits,
+                label="Session TTL",
+                help="new sessions expire after this; e.g. 43200 or 12h",
             ),
         )
 

@@ -236,3 +236,15 @@ class Run:
 
 class SoftFailure(RedisMemError):
     """A step that did not apply but whose siblings still should (CONFIG SET not allowed)."""
+
+
+def ttl_spec(limits: RemediationLimits, *, label: str, help: str) -> ParamSpec:
+    """A ``ttl_seconds`` parameter bounded by the limits (60 s .. 30 days by default)."""
+    return ParamSpec(
+        "ttl_seconds",
+        "seconds",
+        label,
+        help,
+        min=limits.min_ttl_seconds,
+        max=limits.max_ttl_seconds,
+    )

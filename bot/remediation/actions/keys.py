@@ -17,7 +17,7 @@ from typing import ClassVar
 
 from bot.diagnosis.model import Diagnosis
 from bot.errors import RedisMemError, UsageError
-from bot.remediation.actions.base import Action, Run
+from bot.remediation.actions.base import Action, Run, ttl_spec
 from bot.remediation.model import (
     ActionContext,
     Change,
@@ -73,13 +73,10 @@ class ExpireKeysWithoutTtl(Action[int]):
     def specs(self, limits: RemediationLimits) -> tuple[ParamSpec, ...]:
         """ttl_seconds within the limits."""
         return (
-            ParamSpec(
-                "ttl_seconds",
-                "seconds",
-                "TTL to set",
-                "keys without TTL expire after this; e.g. 86400 or 24h",
-                min=limits.min_ttl_seconds,
-                max=limits.max_ttl_seconds,
+            ttl_spec(
+                limits,
+                label="TTL to set",
+                help="keys without TTL expire after this; e.g. 86400 or 24h",
             ),
         )
 
