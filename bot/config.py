@@ -7,6 +7,7 @@ composition root (``bot.wiring``) or a CLI command.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -124,10 +125,17 @@ class Target(BaseModel):
         return redact_url(self.redis_url)
 
 
+_USERINFO_PASSWORD = re.compile(r"(//[^:/@\s]*):[^@\s]*@")
+
+
 def redact_url(url: str) -> str:
-    """Replace the password of a URL (if any) with ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """Replace the password of a URL (if any) with ``***``; malformed URLs too."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # e.g. a broken IPv6 host: still never show what may be a password
+        return _USERINFO_PASSWORD.sub(r"\1:***@", url)
+    if password is None:
         return url
     host = parts.netloc.rsplit("@", 1)[-1]
     user = parts.username or ""

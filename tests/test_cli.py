@@ -99,8 +99,15 @@ def test_diagnose_wrong_password_never_shows_it(
     assert "wrong-battery" not in result.stderr + result.stdout
 
 
-def test_diagnose_bad_url_scheme(db_env: dict[str, str]) -> None:
-    assert_one_line_error(run_cli("diagnose", "--redis-url", "http://x", env=db_env), "redis")
+@pytest.mark.parametrize(
+    "url", ["http://x", "redis://:pw-never-shown@[::1", "redis://:pw-never-shown@h:99999/0"]
+)
+def test_diagnose_malformed_url_is_one_line_without_the_password(
+    url: str, db_env: dict[str, str]
+) -> None:
+    result = run_cli("diagnose", "--redis-url", url, env=db_env)
+    assert_one_line_error(result, "redis")
+    assert "pw-never-shown" not in result.stderr + result.stdout
 
 
 def test_diagnose_unknown_target(tmp_path: Path, db_env: dict[str, str]) -> None:
