@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import yaml
@@ -159,6 +159,9 @@ class Settings(BaseSettings):
     channel: str | None = Field(None, validation_alias="REDIS_MEM_CHANNEL")
     approvers: str | None = Field(None, validation_alias="REDIS_MEM_APPROVERS")
     port: int = Field(3000, ge=1, le=65535, validation_alias="PORT")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", validation_alias="REDIS_MEM_LOG_LEVEL"
+    )
     session_pattern: str = Field("session:*", validation_alias="REDIS_MEM_SESSION_PATTERN")
     sample_size: int = Field(1000, ge=10, le=100_000, validation_alias="REDIS_MEM_SAMPLE_SIZE")
     # 20k keys/s keeps a full scan under ~20% of one Redis core (6-9 us of Redis time

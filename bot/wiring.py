@@ -224,9 +224,16 @@ def run_bot(settings: Settings) -> None:
     Every configuration problem (Slack credentials, targets file, audit database
     behind its migrations) is a one-line error before anything listens.
     """
+    import logging
+
     from prometheus_client import CollectorRegistry
     from slack_sdk import WebClient
 
+    # One line per record on stderr, for kubectl logs; our messages carry no secrets
+    # (errors are redacted where they are made), and Bolt logs no tokens at INFO.
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     from bot.serve import serve
     from bot.slack.app import api_base_url, build_app, slack_credentials
     from bot.slack.groups import SlackGroupResolver
