@@ -36,6 +36,7 @@ class FakeSlack:
     calls: list[Call] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)  # method -> Slack error code
     usergroup_users: dict[str, list[str]] = field(default_factory=dict)
+    socket_url: str | None = None  # what apps.connections.open answers (tests.fakesocket)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -130,6 +131,13 @@ def _users(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
     return {"users": fake.usergroup_users.get(str(params.get("usergroup")), [])}
 
 
+def _connections_open(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
+    # Socket Mode: the app-level token (the bearer) trades for a websocket URL.
+    if fake.socket_url is None:
+        return {"ok": False, "error": "not_allowed_token_type"}
+    return {"url": fake.socket_url}
+
+
 _ANSWERS: dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]] = {
     "auth.test": _auth_test,
     "chat.postMessage": _post_message,
@@ -137,6 +145,7 @@ _ANSWERS: dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]] = {
     "chat.postEphemeral": lambda fake, params: {"message_ts": fake.next_ts()},
     "views.open": lambda fake, params: {"view": {"id": "V0FAKE"}},
     "usergroups.users.list": _users,
+    "apps.connections.open": _connections_open,
 }
 
 
