@@ -6,6 +6,9 @@ Kubernetes probes and Prometheus work the same in both modes.
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
+
 import uvicorn
 from prometheus_client import CollectorRegistry
 from slack_bolt import App
@@ -41,6 +44,23 @@ def serve(
         handler.close()  # type: ignore[no-untyped-call]
 
 
+class StoppingServer(uvicorn.Server):
+    """uvicorn that returns on SIGTERM/SIGINT instead of re-raising the signal.
+
+    Plain uvicorn re-raises the signal after its graceful shutdown, which kills the
+    process before our own clean-up runs: running fixes would stop halfway and the
+    Socket Mode connection and the scheduler would not be closed.
+    """
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """First signal: stop serving; a second SIGINT: stop at once (as uvicorn does)."""
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        else:
+            self.should_exit = True
+
+
 def run_http(web: Starlette, *, host: str, port: int) -> None:
-    """Run uvicorn in this thread until it is told to stop."""
-    uvicorn.run(web, host=host, port=port, log_level="info", access_log=False)
+    """Run uvicorn in this thread until SIGTERM/SIGINT, then return."""
+    config = uvicorn.Config(web, host=host, port=port, log_level="info", access_log=False)
+    StoppingServer(config).run()

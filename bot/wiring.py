@@ -237,6 +237,7 @@ def run_bot(settings: Settings) -> None:
     from bot.serve import serve
     from bot.slack.app import api_base_url, build_app, slack_credentials
     from bot.slack.groups import SlackGroupResolver
+    from bot.slack.listeners.approvals import fix_executor
     from bot.slack.metrics import BotMetrics
 
     token, _ = slack_credentials(settings)
@@ -252,6 +253,7 @@ def run_bot(settings: Settings) -> None:
         diagnosis=diagnosis,
         resolver=SlackGroupResolver(slack),
     )
+    fixes = fix_executor()
     app = build_app(
         settings=settings,
         diagnosis=diagnosis,
@@ -259,13 +261,19 @@ def run_bot(settings: Settings) -> None:
         metrics=BotMetrics.create(registry),
         audit_reader=store,
         remediation=remediation,
+        fix_executor=fixes,
     )
     sweeper = expiry_scheduler(remediation=remediation, client=slack)
     sweeper.start()
     try:
         serve(settings=settings, app=app, registry=registry, ready=database_ready(engine))
     finally:
+        # Stopped (SIGTERM): no new work arrives. Let running fixes finish so none
+        # stops halfway; approvals still queued stay pending (nothing ran).
+        logging.getLogger(__name__).info("shutting down: waiting for running fixes")
         sweeper.shutdown(wait=False)
+        fixes.shutdown(wait=True, cancel_futures=True)
+        engine.dispose()
 
 
 def expiry_scheduler(*, remediation: RemediationService, client: WebClient) -> BackgroundScheduler:

@@ -262,8 +262,9 @@ def test_redis_mem_serve_runs_socket_mode_beside_the_probes(
     finally:
         proc.send_signal(signal.SIGTERM)
         output = proc.communicate(timeout=15)[0].decode()
-    # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught (exit -15).
-    assert proc.returncode in (0, -signal.SIGTERM), output
+    # Stopped by SIGTERM: serve returns, running fixes are drained, the exit is clean.
+    assert proc.returncode == 0, output
+    assert "shutting down: waiting for running fixes" in output, output
     assert "Traceback" not in output, output
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING
 
 from slack_bolt import App
@@ -28,6 +29,7 @@ def build_app(
     metrics: BotMetrics | None = None,
     audit_reader: AuditReader | None = None,
     remediation: RemediationService | None = None,
+    fix_executor: Executor | None = None,
 ) -> App:
     """A Bolt App with every listener registered.
 
@@ -52,6 +54,7 @@ def build_app(
         metrics=metrics or BotMetrics.create(),
         audit_reader=audit_reader,
         remediation=remediation,
+        fix_executor=fix_executor,
     )
     register_all(app, deps)
     return app

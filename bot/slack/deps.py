@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -33,4 +34,6 @@ class SlackDeps:
     audit: AuditSink
     metrics: BotMetrics
     audit_reader: AuditReader | None = None
+    # Where approved fixes run; owned by the composition root so shutdown can drain it.
+    fix_executor: Executor | None = None
     remediation: RemediationService | None = None  # None: fix/pending answer "not configured"

@@ -33,11 +33,14 @@ log = logging.getLogger(__name__)
 FIX_WORKERS = 4  # approvals running at once; more wait their turn (each is audited anyway)
 
 
+def fix_executor() -> ThreadPoolExecutor:
+    """The pool approved fixes run on (see the module docstring)."""
+    return ThreadPoolExecutor(max_workers=FIX_WORKERS, thread_name_prefix="redis-mem-fix")
+
+
 def register(app: App, deps: SlackDeps, *, executor: Executor | None = None) -> None:
     """The two decision buttons."""
-    runner = executor or ThreadPoolExecutor(
-        max_workers=FIX_WORKERS, thread_name_prefix="redis-mem-fix"
-    )
+    runner = executor or deps.fix_executor or fix_executor()
 
     @app.action(APPROVE_ACTION)
     def on_approve(
