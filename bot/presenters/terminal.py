@@ -42,11 +42,10 @@ def render_diagnosis(diagnosis: Diagnosis) -> RenderableType:
 
 def _header(d: Diagnosis) -> Panel:
     style = _STYLE[d.severity]
-    limit = format_bytes(d.maxmemory) if d.maxmemory else "no limit"
+    used = format_bytes(d.used_memory)
+    amount = f"{used} of {format_bytes(d.maxmemory)}" if d.maxmemory else f"{used} used"
     lines = [
-        Text.assemble(
-            ("Memory ", "bold"), gauge(d.usage_ratio), f"  {format_bytes(d.used_memory)} of {limit}"
-        ),
+        Text.assemble(("Memory ", "bold"), gauge(d.usage_ratio), f"  {amount}"),
         Text(
             f"policy {d.maxmemory_policy} ({d.policy_source})   evicted {d.evicted_keys:,}   "
             f"fragmentation {d.mem_fragmentation_ratio:.2f}   keys {d.dbsize:,}   "
