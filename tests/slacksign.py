@@ -21,3 +21,26 @@ def signed_headers(*, secret: str, body: str, timestamp: int | None = None) -> d
         "X-Slack-Request-Timestamp": ts,
         "X-Slack-Signature": signature(secret=secret, timestamp=ts, body=body),
     }
+
+
+def button_click_payload(*, action_id: str, value: str, response_url: str) -> dict[str, object]:
+    """A ``block_actions`` payload: U0ALICE clicks a button on a message in C0OPS."""
+    return {
+        "type": "block_actions",
+        "team": {"id": "T0FAKE"},
+        "user": {"id": "U0ALICE", "name": "alice"},
+        "api_app_id": "A0APP",
+        "channel": {"id": "C0OPS"},
+        "container": {"type": "message", "message_ts": "1700000000.000001"},
+        "trigger_id": "1337.43",
+        "response_url": response_url,
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": "b1",
+                "value": value,
+                "action_ts": "1700000001.0",
+            }
+        ],
+    }

@@ -36,7 +36,7 @@ from bot.wiring import diagnosis_service
 from tests.conftest import RedisFactory
 from tests.fakeslack import FakeSlack
 from tests.redisserver import free_port
-from tests.slacksign import signed_headers
+from tests.slacksign import button_click_payload, signed_headers
 
 SECRET = "test-signing-secret"
 PASSWORD = "hunter2-never-shown"
@@ -422,25 +422,11 @@ def test_unsigned_stale_or_tampered_requests_are_refused(bot: Bot, case: str) ->
 
 
 def test_fix_request_buttons_without_approvals_configured_say_so(bot: Bot) -> None:
-    payload = {
-        "type": "block_actions",
-        "team": {"id": "T0FAKE"},
-        "user": {"id": "U0ALICE", "name": "alice"},
-        "api_app_id": "A0APP",
-        "channel": {"id": "C0OPS"},
-        "container": {"type": "message", "message_ts": "1700000000.000001"},
-        "trigger_id": "1337.43",
-        "response_url": bot.fake.response_url("button"),
-        "actions": [
-            {
-                "type": "button",
-                "action_id": "redis_mem.request.expire-keys-without-ttl",
-                "block_id": "b1",
-                "value": "prod",
-                "action_ts": "1700000001.0",
-            }
-        ],
-    }
+    payload = button_click_payload(
+        action_id="redis_mem.request.expire-keys-without-ttl",
+        value="prod",
+        response_url=bot.fake.response_url("button"),
+    )
     body = urlencode({"payload": json.dumps(payload)})
 
     response = bot.http.post(

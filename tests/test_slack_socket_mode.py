@@ -39,6 +39,7 @@ from tests.conftest import RedisFactory
 from tests.fakeslack import FakeSlack
 from tests.fakesocket import FakeSocket
 from tests.redisserver import free_port
+from tests.slacksign import button_click_payload
 from tests.test_slack_http import ListSink, rebuilt, slash_payload, wait_until
 
 BOT_TOKEN = "xoxb-test"
@@ -188,25 +189,11 @@ def test_errors_and_help_answer_in_the_ack(bot: SocketBot) -> None:
 
 
 def test_button_clicks_arrive_as_interactive_envelopes(bot: SocketBot) -> None:
-    payload = {
-        "type": "block_actions",
-        "team": {"id": "T0FAKE"},
-        "user": {"id": "U0ALICE", "name": "alice"},
-        "api_app_id": "A0APP",
-        "channel": {"id": "C0OPS"},
-        "container": {"type": "message", "message_ts": "1700000000.000001"},
-        "trigger_id": "1337.43",
-        "response_url": bot.fake.response_url("button"),
-        "actions": [
-            {
-                "type": "button",
-                "action_id": "redis_mem.request.expire-keys-without-ttl",
-                "block_id": "b1",
-                "value": "prod",
-                "action_ts": "1700000001.0",
-            }
-        ],
-    }
+    payload = button_click_payload(
+        action_id="redis_mem.request.expire-keys-without-ttl",
+        value="prod",
+        response_url=bot.fake.response_url("button"),
+    )
 
     envelope_id = bot.socket.send_envelope("interactive", payload)
 
