@@ -5,7 +5,6 @@ Faces (CLI, Slack, scheduler) call these builders; nothing else constructs adapt
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -23,6 +22,7 @@ from bot.audit.migrate import prepare_database
 from bot.audit.store import SqlAuditStore
 from bot.config import DEFAULT_TARGET_NAME, Settings, Target, load_targets
 from bot.errors import UsageError
+from bot.kube.lazy import LazyCluster
 from bot.redisinfo.ops import LiveRedisOps
 from bot.redisinfo.probe import LiveRedisProbe
 from bot.redisinfo.snapshot import RedisProbe
@@ -33,8 +33,6 @@ from bot.services.diagnose import DiagnosisService
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
     from slack_sdk import WebClient
-
-    from bot.kube.cluster import KubeCluster
 
 
 def targets_for(
@@ -98,94 +96,6 @@ def database_ready(engine: Engine) -> Callable[[], bool]:
     return ready
 
 
-class LazyCluster:
-    """A ``Cluster`` that loads the Kubernetes configuration on first use, once.
-
-    Without a kubeconfig or in-cluster ServiceAccount, each Kubernetes action
-    answers with the one-line KubernetesError, while diagnosis and the
-    Redis-only actions keep working.
-    """
-
-    def __init__(self, connect: Callable[[], KubeCluster] | None = None) -> None:
-        self._connect = connect or _connect_kube
-        self._cluster: KubeCluster | None = None
-        self._lock = threading.Lock()
-
-    def get(self) -> KubeCluster:
-        """The connected cluster (KubernetesError, one line, when it cannot be configured)."""
-        with self._lock:
-            if self._cluster is None:
-                self._cluster = self._connect()
-            return self._cluster
-
-    def read_configmap(self, *, namespace: str, name: str) -> tuple[dict[str, str], str]:
-        """See ``Cluster``."""
-        return self.get().read_configmap(namespace=namespace, name=name)
-
-    def patch_configmap_key(
-        self,
-        *,
-        namespace: str,
-        name: str,
-        key: str,
-        value: str,
-        expected_resource_version: str | None = None,
-    ) -> str:
-        """See ``Cluster``."""
-        return self.get().patch_configmap_key(
-            namespace=namespace,
-            name=name,
-            key=key,
-            value=value,
-            expected_resource_version=expected_resource_version,
-        )
-
-    def read_container_resources(
-        self, *, namespace: str, deployment: str, container: str
-    ) -> dict[str, dict[str, str]]:
-        """See ``Cluster``."""
-        return self.get().read_container_resources(
-            namespace=namespace, deployment=deployment, container=container
-        )
-
-    def patch_container_resources(
-        self,
-        *,
-        namespace: str,
-        deployment: str,
-        container: str,
-        requests: dict[str, str],
-        limits: dict[str, str],
-    ) -> None:
-        """See ``Cluster``."""
-        self.get().patch_container_resources(
-            namespace=namespace,
-            deployment=deployment,
-            container=container,
-            requests=requests,
-            limits=limits,
-        )
-
-    def rollout_restart(self, *, namespace: str, deployment: str, at: datetime) -> None:
-        """See ``Cluster``."""
-        self.get().rollout_restart(namespace=namespace, deployment=deployment, at=at)
-
-    def list_pods(self, *, namespace: str, label_selector: str) -> list[str]:
-        """See ``Cluster``."""
-        return self.get().list_pods(namespace=namespace, label_selector=label_selector)
-
-    def delete_pods(self, *, namespace: str, label_selector: str) -> list[str]:
-        """See ``Cluster``."""
-        return self.get().delete_pods(namespace=namespace, label_selector=label_selector)
-
-
-def _connect_kube() -> KubeCluster:
-    # Imported here: the kubernetes client is slow to import and only fixes need it.
-    from bot.kube.cluster import KubeCluster
-
-    return KubeCluster.connect()
-
-
 def remediation_service(
     settings: Settings,
     *,
@@ -201,7 +111,7 @@ def remediation_service(
     ``cluster``: None connects lazily (kubeconfig or in-cluster) on the first
     Kubernetes call. Raises ConfigError for a malformed REDIS_MEM_APPROVERS.
     """
-    kube: Cluster = cluster if cluster is not None else LazyCluster()
+    kube: Cluster = cluster if cluster is not None else LazyCluster()  # connects on first use
 
     def adapters(target: Target) -> tuple[Cluster, RedisOps]:
         return kube, LiveRedisOps(url=target.connection_url())
