@@ -13,9 +13,11 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_sdk.errors import SlackApiError
 from starlette.applications import Starlette
 
 from bot.config import Settings
+from bot.errors import ConfigError
 from bot.slack.app import slack_credentials
 from bot.web import ReadyCheck, create_web_app
 
@@ -37,7 +39,15 @@ def serve(
     # Socket Mode: Slack events arrive over a websocket the handler keeps in its own
     # threads; uvicorn stays in the main thread so it owns the signal handlers.
     handler = SocketModeHandler(app, app_token=settings.slack_app_token)
-    handler.connect()  # type: ignore[no-untyped-call]
+    try:
+        handler.connect()  # type: ignore[no-untyped-call]
+    except SlackApiError as err:
+        error = err.response.get("error", "rejected")
+        raise ConfigError(
+            f"Slack did not accept SLACK_APP_TOKEN (apps.connections.open: {error})"
+        ) from None
+    except OSError as err:
+        raise ConfigError(f"cannot reach Slack's Socket Mode endpoint: {err}") from None
     try:
         run_http(create_web_app(registry=registry, ready=ready), host=host, port=settings.port)
     finally:
@@ -63,4 +73,11 @@ class StoppingServer(uvicorn.Server):
 def run_http(web: Starlette, *, host: str, port: int) -> None:
     """Run uvicorn in this thread until SIGTERM/SIGINT, then return."""
     config = uvicorn.Config(web, host=host, port=port, log_level="info", access_log=False)
-    StoppingServer(config).run()
+    server = StoppingServer(config)
+    try:
+        server.run()
+    except SystemExit:
+        if server.started:
+            raise
+        # uvicorn logs the bind error and exits with its own code: say it in one line.
+        raise ConfigError(f"cannot listen on {host}:{port} (port in use or not allowed)") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -110,3 +111,27 @@ def test_api_base_url_gets_the_slash_slack_sdk_needs() -> None:
 def test_run_bot_refuses_missing_credentials_before_touching_the_database() -> None:
     with pytest.raises(ConfigError, match=r"^Slack is not configured: set SLACK_BOT_TOKEN$"):
         run_bot(settings(slack_bot_token=None, database_url="sqlite:////nonexistent/dir/x.db"))
+
+
+def test_a_busy_port_is_one_line(fake_slack: FakeSlack) -> None:
+    config = settings(slack_api_url=fake_slack.api_url, port=free_port())
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", config.port))
+        busy.listen()
+        with pytest.raises(ConfigError) as err:
+            serve(
+                settings=config, app=build(config), registry=CollectorRegistry(), host="127.0.0.1"
+            )
+    assert (
+        str(err.value) == f"cannot listen on 127.0.0.1:{config.port} (port in use or not allowed)"
+    )
+
+
+def test_a_rejected_app_token_is_one_line(fake_slack: FakeSlack) -> None:
+    # The fake answers apps.connections.open with not_allowed_token_type when it has no socket.
+    config = settings(slack_api_url=fake_slack.api_url, slack_app_token="xapp-rejected")
+    with pytest.raises(ConfigError) as err:
+        serve(settings=config, app=build(config), registry=CollectorRegistry())
+    assert str(err.value) == (
+        "Slack did not accept SLACK_APP_TOKEN (apps.connections.open: not_allowed_token_type)"
+    )

@@ -9,6 +9,7 @@ from bot.slack.parsing import (
     CapacityArgs,
     CommandLine,
     parse_capacity,
+    parse_count,
     parse_no_args,
     parse_target,
     split_command,
@@ -60,6 +61,10 @@ def test_capacity_accepts_any_order_and_cli_spellings() -> None:
             ("users=10",),
             "capacity: missing sessions=, size= (usage: capacity users=N sessions=N size=SIZE)",
         ),
+        (
+            ("users=²", "sessions=2", "size=2KB"),  # isdigit() but not int(): was a 500
+            'capacity: users must be a whole number of at least 1 (got "²")',
+        ),
         (("users=10", "users=2", "sessions=1", "size=1"), "capacity: users= given twice"),
         (
             ("users=10", "bogus", "size=1"),
@@ -71,3 +76,10 @@ def test_capacity_errors_are_one_line(args: tuple[str, ...], message: str) -> No
     with pytest.raises(UsageError) as err:
         parse_capacity(args)
     assert err.value.message == message
+
+
+@pytest.mark.parametrize("word", ["0", "49", "abc", "²", "-1"])
+def test_audit_count_errors_are_one_line(word: str) -> None:
+    with pytest.raises(UsageError) as err:
+        parse_count("audit", (word,), default=10, maximum=48)
+    assert err.value.message == f'audit: N must be a whole number from 1 to 48 (got "{word}")'

@@ -131,7 +131,7 @@ def parse_keyspace(info: Mapping[str, Any]) -> tuple[KeyspaceDb, ...]:
     """``INFO keyspace``: one KeyspaceDb per ``dbN`` line, by db number."""
     dbs = []
     for name, fields in info.items():
-        if not (str(name).startswith("db") and str(name)[2:].isdigit()):
+        if not (str(name).startswith("db") and str(name)[2:].isdecimal()):
             continue
         values = fields if isinstance(fields, Mapping) else {}
         dbs.append(

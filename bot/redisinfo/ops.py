@@ -160,7 +160,7 @@ def refusal(err: ResponseError) -> str:
 def _version(client: redis.Redis, url: str, timeout: float) -> tuple[int, ...]:
     with redis_errors(url, timeout=timeout):
         raw = str(client.info("server").get("redis_version", "0"))
-    parts = [int(part) if part.isdigit() else 0 for part in raw.split(".")[:2]]
+    parts = [int(part) if part.isdecimal() else 0 for part in raw.split(".")[:2]]
     return tuple(parts)
 
 

@@ -70,7 +70,7 @@ def parse_count(name: str, args: tuple[str, ...], *, default: int, maximum: int)
         raise UsageError(f"{name}: expected at most one number (got {' '.join(args)!r})")
     if not args:
         return default
-    if not args[0].isdigit() or not 1 <= int(args[0]) <= maximum:
+    if not args[0].isdecimal() or not 1 <= int(args[0]) <= maximum:
         raise UsageError(f'{name}: N must be a whole number from 1 to {maximum} (got "{args[0]}")')
     return int(args[0])
 
@@ -106,7 +106,7 @@ def _key_values(args: tuple[str, ...]) -> dict[str, str]:
 
 def _positive_int(key: str, text: str) -> int:
     cleaned = text.replace(",", "").replace("_", "")
-    if not cleaned.isdigit() or int(cleaned) < 1:
+    if not cleaned.isdecimal() or int(cleaned) < 1:
         raise UsageError(f'capacity: {key} must be a whole number of at least 1 (got "{text}")')
     return int(cleaned)
 
