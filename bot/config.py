@@ -126,10 +126,15 @@ class Target(BaseModel):
 
 
 _USERINFO_PASSWORD = re.compile(r"(//[^:/@\s]*):[^@\s]*@")
+# redis-py also reads credentials from the query string (?password=..., &pass=...).
+_QUERY_SECRET = re.compile(
+    r"([?&][^=&#\s]*(?:pass|pwd|token|secret|auth|key)[^=&#\s]*=)[^&#\s]*", re.IGNORECASE
+)
 
 
 def redact_url(url: str) -> str:
-    """Replace the password of a URL (if any) with ``***``; malformed URLs too."""
+    """Replace the password of a URL (userinfo or query string) with ``***``; malformed too."""
+    url = _QUERY_SECRET.sub(r"\1***", url)
     try:
         parts = urlsplit(url)
         password = parts.password

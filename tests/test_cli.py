@@ -100,7 +100,13 @@ def test_diagnose_wrong_password_never_shows_it(
 
 
 @pytest.mark.parametrize(
-    "url", ["http://x", "redis://:pw-never-shown@[::1", "redis://:pw-never-shown@h:99999/0"]
+    "url",
+    [
+        "http://x",
+        "redis://:pw-never-shown@[::1",
+        "redis://:pw-never-shown@h:99999/0",
+        "redis://127.0.0.1:1/0?password=pw-never-shown",
+    ],
 )
 def test_diagnose_malformed_url_is_one_line_without_the_password(
     url: str, db_env: dict[str, str]
@@ -108,6 +114,9 @@ def test_diagnose_malformed_url_is_one_line_without_the_password(
     result = run_cli("diagnose", "--redis-url", url, env=db_env)
     assert_one_line_error(result, "redis")
     assert "pw-never-shown" not in result.stderr + result.stdout
+    trail = run_cli("audit", "list", "--json", env=db_env)
+    assert trail.code == 0 and json.loads(trail.stdout)  # the failure is audited...
+    assert "pw-never-shown" not in trail.stdout  # ...without the password
 
 
 def test_diagnose_unknown_target(tmp_path: Path, db_env: dict[str, str]) -> None:

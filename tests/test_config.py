@@ -17,6 +17,8 @@ from bot.errors import ConfigError, TargetNotFound
         ("rediss://user:s3cret@h:6380/2", "rediss://user:***@h:6380/2"),
         ("redis://h:6379/0", "redis://h:6379/0"),
         ("redis://:s3cret@[::1", "redis://:***@[::1"),  # malformed: still redacted
+        ("redis://h:6379/0?password=s3cret", "redis://h:6379/0?password=***"),  # redis-py reads it
+        ("redis://h/0?db=1&Password=s3cret&ssl=1", "redis://h/0?db=1&Password=***&ssl=1"),
     ],
 )
 def test_redact_url_hides_passwords_even_in_malformed_urls(url: str, shown: str) -> None:

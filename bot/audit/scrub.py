@@ -16,8 +16,9 @@ _SECRET_KEY = re.compile(
     r"pass(word|wd)?|token|secret|authorization|auth_?header|api_?key|credential|cookie|private_?key",
     re.IGNORECASE,
 )
-# A URL with userinfo anywhere in a string: scheme://user:pass@host...
-_URL_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/@]*:[^\s/@]*@[^\s]*")
+# Any URL in a string (scheme://...): redact_url masks userinfo and query-string secrets.
+# (A URL followed by ":" or "," in prose keeps that punctuation.)
+_URL_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s]*[^\s:,;.)]")
 _MAX_DEPTH = 8
 
 
