@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Collection
 from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
+from bot.audit.scrub import scrub_text
 from bot.errors import RedisMemError, UsageError
 
 EXIT_OK, EXIT_CRITICAL, EXIT_USAGE = 0, 1, 2
@@ -120,13 +122,16 @@ def _usage_message(err: typer.TyperException) -> str:
     return " ".join(str(text).split()) or "bad usage"
 
 
-def _record_rejection(argv: list[str], message: str) -> None:
-    """Audit a refused command line (best effort: its own error line stays the only output)."""
+def _record_rejection(argv: list[str], message: str, *, known: Collection[str]) -> None:
+    """Audit a refused command line (best effort: its own error line stays the only output).
+
+    Only a known command name is kept: any other word may be a mistyped secret.
+    """
     from bot.clikit import record_cli
     from bot.config import Settings
 
     words = [word for word in argv if not word.startswith("-")]
-    name = words[0] if words else "none"
+    name = words[0] if words and words[0] in known else "unknown"
     # No settings, no audit: the user still gets the one-line error.
     with contextlib.suppress(RedisMemError):
         record_cli(
@@ -134,7 +139,7 @@ def _record_rejection(argv: list[str], message: str) -> None:
             action="command.rejected",
             outcome="rejected",
             summary=message,
-            parameters={"command": name[:40]},
+            parameters={"command": name},
             quiet=True,
         )
 
@@ -148,8 +153,9 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         _fail("aborted")
     except typer.TyperException as err:  # typer's own click: usage errors, bad parameters
-        message = _usage_message(err)
-        _record_rejection(argv if argv is not None else sys.argv[1:], message)
+        message = scrub_text(_usage_message(err))  # it may echo a mistyped URL with a password
+        known = getattr(command, "commands", {})
+        _record_rejection(argv if argv is not None else sys.argv[1:], message, known=known)
         _fail(message)
     except RedisMemError as err:
         _fail(err.message)

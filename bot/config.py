@@ -14,7 +14,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from bot.errors import ConfigError, TargetNotFound
 
@@ -125,26 +125,25 @@ class Target(BaseModel):
         return redact_url(self.redis_url)
 
 
-_USERINFO_PASSWORD = re.compile(r"(//[^:/@\s]*):[^@\s]*@")
+# scheme://user:password@ up to the LAST "@": a password may hold an unencoded
+# "#", "?" or "/" that makes urlsplit see no password at all (and show it whole).
+_USERINFO_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^:@/]*):(.*)@", re.DOTALL)
 # redis-py also reads credentials from the query string (?password=..., &pass=...).
 _QUERY_SECRET = re.compile(
     r"([?&][^=&#\s]*(?:pass|pwd|token|secret|auth|key)[^=&#\s]*=)[^&#\s]*", re.IGNORECASE
 )
 
 
+def url_password(url: str) -> str | None:
+    """The password in a URL's userinfo, read the way redaction reads it (None: none)."""
+    match = _USERINFO_PASSWORD.match(url)
+    return match.group(3) if match and match.group(3) else None
+
+
 def redact_url(url: str) -> str:
-    """Replace the password of a URL (userinfo or query string) with ``***``; malformed too."""
+    """Replace a URL's password (userinfo or query string) with ``***``; never raises."""
     url = _QUERY_SECRET.sub(r"\1***", url)
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:  # e.g. a broken IPv6 host: still never show what may be a password
-        return _USERINFO_PASSWORD.sub(r"\1:***@", url)
-    if password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[-1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    return _USERINFO_PASSWORD.sub(r"\1\2:***@", url, count=1)
 
 
 class Settings(BaseSettings):
@@ -202,6 +201,8 @@ class Settings(BaseSettings):
             return cls()
         except ValidationError as err:
             raise ConfigError(f"invalid configuration: {_first_error(err)}") from None
+        except SettingsError as err:  # e.g. REDIS_MEM_THRESHOLDS='{bad' (not JSON)
+            raise ConfigError(f"invalid configuration: {err}".splitlines()[0]) from None
 
 
 def _first_error(err: ValidationError) -> str:
@@ -227,6 +228,8 @@ def _read_targets_file(path: Path, default_pattern: str) -> dict[str, Target]:
         raw: Any = yaml.safe_load(path.read_text())
     except OSError as err:
         raise ConfigError(f"cannot read targets file {path}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"targets file {path} is not UTF-8 text") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"targets file {path} is not valid YAML: {err}".splitlines()[0]) from None
     entries = raw.get("targets") if isinstance(raw, dict) else raw

@@ -72,7 +72,11 @@ class RedisServer:
         if self.password:
             cmd += ["--requirepass", self.password]
         self._proc = subprocess.Popen(cmd + self._args, stdout=subprocess.DEVNULL)
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()  # a server that never answered must not outlive the caller
+            raise
         return self
 
     def _wait_ready(self) -> None:

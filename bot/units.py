@@ -22,6 +22,7 @@ _UNITS = {
     "TB": 1024**4,
     "TIB": 1024**4,
 }
+MAX_SIZE = 1024**4  # 1 TB: no Redis session, pod or maxmemory is bigger
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*([A-Za-z]*)\s*$")
 
 
@@ -42,6 +43,8 @@ def parse_size(text: str) -> int:
     value = float(match.group(1)) * _UNITS[unit]
     if value < 1:
         raise UsageError(f"invalid size {text!r}: must be at least 1 byte")
+    if value > MAX_SIZE:  # also catches inf from a 400-digit number
+        raise UsageError(f"invalid size {str(text)[:40]!r}: must be at most 1TB")
     return round(value)
 
 

@@ -70,6 +70,8 @@ def test_capacity_table_for_humans(db_env: dict[str, str]) -> None:
         (["--users", "0", "--sessions-per-user", "3", "--session-size", "2KB"], "users"),
         (["--users", "ten", "--sessions-per-user", "3", "--session-size", "2KB"], "--users"),
         (["--users", "10", "--session-size", "2KB"], "sessions-per-user"),
+        (["--users", "9" * 400, "--sessions-per-user", "3", "--session-size", "2KB"], "users"),
+        (["--users", "1", "--sessions-per-user", "3", "--session-size", "9" * 400], "at most 1TB"),
     ],
 )
 def test_capacity_garbage_is_one_line_exit_2(
@@ -106,6 +108,7 @@ def test_diagnose_wrong_password_never_shows_it(
         "redis://:pw-never-shown@[::1",
         "redis://:pw-never-shown@h:99999/0",
         "redis://127.0.0.1:1/0?password=pw-never-shown",
+        "redis://:ab#pw-never-shown@127.0.0.1:1/0",
     ],
 )
 def test_diagnose_malformed_url_is_one_line_without_the_password(
@@ -314,3 +317,31 @@ def test_read_only_commands_answer_when_the_audit_database_is_down(
     assert json.loads(result.stdout)["severity"] == "ok"
     [warning] = result.stderr.strip().splitlines()
     assert warning.startswith("redis-mem: warning: audit trail unavailable: ")
+
+
+def test_a_mistyped_secret_on_the_command_line_is_neither_echoed_nor_audited(
+    db_env: dict[str, str],
+) -> None:
+    result = run_cli(
+        "redis://:hunter2-super-secret-password-xyz@10.0.0.1:6379/0", "diagnose", env=db_env
+    )
+    assert_one_line_error(result, "No such command")
+    listed = run_cli("audit", "list", "--json", env=db_env)
+    [row] = json.loads(listed.stdout)
+    assert (row["action"], row["parameters"]) == ("command.rejected", {"command": "unknown"})
+    assert "hunter2" not in result.stderr + listed.stdout
+
+
+def test_key_names_are_printed_not_read_as_terminal_markup(
+    redis_factory: RedisFactory, db_env: dict[str, str]
+) -> None:
+    server = redis_factory("--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru")
+    client = redis.Redis.from_url(server.url)
+    with client.pipeline(transaction=False) as pipe:
+        for i in range(40):  # large sessions: the evidence names the largest keys
+            pipe.set(f"session:[/bold][red]{i}", b"z" * 40_000, ex=3600)
+        pipe.execute()
+    result = run_cli("diagnose", "--redis-url", server.url, env=db_env)
+    assert result.code == 0, result
+    assert "large-sessions" in result.stdout
+    assert "session:[/bold][red]" in result.stdout

@@ -18,6 +18,7 @@ from bot.errors import ConfigError, TargetNotFound
         ("redis://h:6379/0", "redis://h:6379/0"),
         ("redis://:s3cret@[::1", "redis://:***@[::1"),  # malformed: still redacted
         ("redis://h:6379/0?password=s3cret", "redis://h:6379/0?password=***"),  # redis-py reads it
+        ("redis://:ab#cd/s3cret@h:6379/0", "redis://:***@h:6379/0"),  # unencoded # and /
         ("redis://h/0?db=1&Password=s3cret&ssl=1", "redis://h/0?db=1&Password=***&ssl=1"),
     ],
 )
@@ -87,3 +88,18 @@ def test_missing_password_variable_names_it() -> None:
     target = Target(name="prod", redis_url="redis://h:6379/0", password_env="NO_SUCH_VAR_X1")
     with pytest.raises(ConfigError, match="NO_SUCH_VAR_X1 is not set"):
         target.connection_url()
+
+
+def test_a_thresholds_value_that_is_not_json_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_MEM_THRESHOLDS", "{bad")
+    with pytest.raises(ConfigError) as caught:
+        Settings.load()
+    assert str(caught.value).startswith("invalid configuration: ")
+    assert "thresholds" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_binary_targets_file_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "targets.yaml"
+    path.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(ConfigError, match=r"is not UTF-8 text$"):
+        load_targets(Settings(REDIS_MEM_TARGETS_FILE=path))

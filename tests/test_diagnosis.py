@@ -95,7 +95,6 @@ def snap(
         dbsize=dbsize,
         maxmemory_policy=policy,
         policy_source=policy_source,  # type: ignore[arg-type]
-        config_available=policy_source == "config",
         sample=sample,
         settings=settings or {},
     )

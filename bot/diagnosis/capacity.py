@@ -118,6 +118,14 @@ def _plan(*, sessions: int, session_size: int, overhead: float) -> CapacityPlan:
     )
 
 
+# Far beyond any session store, and small enough that the float maths stays finite.
+MAX_COUNT = 10**12
+
+
 def _at_least_one(what: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise UsageError(f"invalid {what} {value!r}: must be a whole number of at least 1")
+    if value > MAX_COUNT:
+        raise UsageError(
+            f"invalid {what}: must be at most {MAX_COUNT:,} (got {len(str(value))} digits)"
+        )

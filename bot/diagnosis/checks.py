@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.diagnosis.facts import Facts, pct, size
 from bot.diagnosis.model import Check, Severity
-from bot.diagnosis.scenarios import eviction_policy
+from bot.diagnosis.scenarios import policy_problem
 from bot.units import format_duration
 
 
@@ -101,7 +101,7 @@ def ttl_check(f: Facts) -> Check:
 
 def eviction_policy_check(f: Facts) -> Check:
     """Step 4: the eviction policy, judged by scenario 5's rules."""
-    problem = eviction_policy(f) is not None
+    problem = policy_problem(f) is not None  # scenario 5's rule, without its evidence text
     source = "CONFIG" if f.snap.policy_source == "config" else "INFO (CONFIG unavailable)"
     summary = f"maxmemory-policy {f.policy} (read from {source})"
     if problem:

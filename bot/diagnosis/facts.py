@@ -10,6 +10,9 @@ from bot.diagnosis.stats import idle_stats, size_stats, ttl_stats
 from bot.redisinfo.snapshot import MemoryInfo, Snapshot
 from bot.units import format_bytes
 
+# MEMORY DOCTOR's "peak" advice: peak use this many times current use.
+PEAK_RATIO = 1.5
+
 # RSS of an empty redis-server 7 (jemalloc): measured 11.4-11.9 MB wasted at 1-34 MB used.
 PROCESS_BASELINE_RSS = 12 * 1024**2
 

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bot.diagnosis.facts import Facts, pct, size
+from bot.diagnosis.facts import PEAK_RATIO, Facts, pct, size
 from bot.diagnosis.model import Finding, Severity
 
 # MEMORY DOCTOR's own cut-offs for "high allocator fragmentation" and "peak".
 ALLOCATOR_FRAG_RATIO = 1.1
-PEAK_RATIO = 1.5
 
 
 def no_limit(f: Facts) -> Finding | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bot.diagnosis.facts import Facts, pct, size
+from bot.diagnosis.facts import PEAK_RATIO, Facts, pct, size
 from bot.diagnosis.model import Scenario
 from bot.units import format_duration
 
@@ -180,7 +180,7 @@ def _fragmentation_cause(f: Facts) -> list[str]:
             f"allocator fragmentation {mem.allocator_frag_ratio:.2f} "
             f"({size(mem.allocator_frag_bytes)}): the part activedefrag can reclaim"
         )
-    if mem.used_memory > 0 and mem.used_memory_peak / mem.used_memory > 1.5:
+    if mem.used_memory > 0 and mem.used_memory_peak / mem.used_memory > PEAK_RATIO:
         lines.append(
             f"peak {size(mem.used_memory_peak)} is {mem.used_memory_peak / mem.used_memory:.1f}x "
             "current use: key churn after a spike left the RSS behind"
@@ -197,7 +197,7 @@ def _restart_warning(f: Facts) -> str:
 
 def eviction_policy(f: Facts) -> Scenario | None:
     """Scenario 5: the policy cannot free the memory sessions need."""
-    problem = _policy_problem(f)
+    problem = policy_problem(f)
     if problem is None:
         return None
     evidence, actions = problem
@@ -214,7 +214,8 @@ def eviction_policy(f: Facts) -> Scenario | None:
     )
 
 
-def _policy_problem(f: Facts) -> tuple[list[str], tuple[str, ...]] | None:
+def policy_problem(f: Facts) -> tuple[list[str], tuple[str, ...]] | None:
+    """Scenario 5's rule: (evidence lines, recommended actions), or None when the policy is fine."""
     if f.policy == "noeviction" and f.mem.maxmemory > 0:
         return [
             f"maxmemory-policy noeviction: at maxmemory ({size(f.mem.maxmemory)}, now "

@@ -9,7 +9,7 @@ from rich.text import Text
 
 from bot.diagnosis.capacity import CapacityPlan
 from bot.diagnosis.model import Check, Diagnosis, Severity
-from bot.units import format_bytes, format_duration
+from bot.units import format_bytes
 
 _STYLE = {Severity.OK: "green", Severity.WARNING: "yellow", Severity.CRITICAL: "bold red"}
 _MARK = {Severity.OK: "OK", Severity.WARNING: "WARN", Severity.CRITICAL: "CRIT"}
@@ -56,6 +56,8 @@ def _header(d: Diagnosis) -> Panel:
     return Panel(Group(*lines), title=title, title_align="left", border_style=style)
 
 
+# Summaries, evidence and findings quote key names and Redis text: they go in as Text,
+# never as strings, so a key named "session:[/bold]" is shown, not parsed as markup.
 def _checks_table(checks: tuple[Check, ...]) -> Table:
     table = Table(title="Runbook diagnosis", title_justify="left", expand=True)
     table.add_column("#", justify="right", width=2)
@@ -64,7 +66,7 @@ def _checks_table(checks: tuple[Check, ...]) -> Table:
     table.add_column("Result")
     for check in checks:
         status = Text(_MARK[check.status], style=_STYLE[check.status])
-        table.add_row(str(check.step), check.title, status, check.summary)
+        table.add_row(str(check.step), check.title, status, Text(check.summary))
     return table
 
 
@@ -76,7 +78,7 @@ def _scenarios_table(d: Diagnosis) -> Table:
     for scenario in d.scenarios:
         name = Text.assemble((scenario.id, "bold"), "\n", (scenario.runbook, "dim"))
         evidence = "\n".join(f"- {line}" for line in scenario.evidence)
-        table.add_row(name, evidence, "\n".join(scenario.recommended_actions))
+        table.add_row(name, Text(evidence), "\n".join(scenario.recommended_actions))
     return table
 
 
@@ -86,38 +88,9 @@ def _findings_table(d: Diagnosis) -> Table:
     table.add_column("Finding")
     for finding in d.findings:
         table.add_row(
-            Text(_MARK[finding.severity], style=_STYLE[finding.severity]), finding.message
+            Text(_MARK[finding.severity], style=_STYLE[finding.severity]), Text(finding.message)
         )
     return table
-
-
-def render_keys(d: Diagnosis) -> RenderableType:
-    """The key analysis: TTL histogram, sizes, idle time, top keys."""
-    table = Table(title=f"Session keys of {d.target} ({d.sample_mode})", title_justify="left")
-    table.add_column("Measure")
-    table.add_column("Value")
-    table.add_row("sampled", f"{d.sizes.sampled:,} of ~{d.session_keys:,}")
-    table.add_row("without TTL", f"{d.ttl.without_ttl:,} ({_pct(d.ttl.without_ttl_ratio)})")
-    for bucket, count in d.ttl.histogram.items():
-        table.add_row(f"TTL {bucket}", f"{count:,}")
-    table.add_row(
-        "mean / p95 / max size",
-        " / ".join(
-            format_bytes(v) for v in (d.sizes.mean_bytes, d.sizes.p95_bytes, d.sizes.max_bytes)
-        ),
-    )
-    table.add_row(f"stale ({d.idle.measure})", f"{d.idle.stale:,} ({_pct(d.idle.stale_ratio)})")
-    table.add_row(
-        "median / max idle",
-        " / ".join(format_duration(v) for v in (d.idle.p50_idle_seconds, d.idle.max_idle_seconds)),
-    )
-    for key, size in d.sizes.top_keys[:5]:
-        table.add_row(f"large: {key}", format_bytes(size))
-    return table
-
-
-def _pct(ratio: float | None) -> str:
-    return "n/a" if ratio is None else f"{ratio:.1%}"
 
 
 def print_renderable(renderable: RenderableType, *, console: Console | None = None) -> None:

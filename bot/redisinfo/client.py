@@ -10,7 +10,7 @@ import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 import redis
 from redis.backoff import NoBackoff
@@ -24,7 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from bot.config import redact_url
+from bot.config import redact_url, url_password
 from bot.errors import ConfigError, RedisUnavailable
 
 DEFAULT_TIMEOUT = 5.0
@@ -52,7 +52,7 @@ def connect(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> redis.Redis:
         )
     except (ValueError, TypeError) as err:
         message = _scrub(str(err), url)
-        raise ConfigError(f"invalid Redis URL {_safe_redact(url)}: {message}") from None
+        raise ConfigError(f"invalid Redis URL {redact_url(url)}: {message}") from None
     with redis_errors(url, timeout=timeout):
         try:
             client.ping()
@@ -82,7 +82,7 @@ def redis_errors(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Iterator[None
 
 def describe_error(err: RedisError, *, url: str, timeout: float = DEFAULT_TIMEOUT) -> str:
     """A one-line, password-free sentence saying why Redis at ``url`` cannot be used."""
-    where = _safe_redact(url)
+    where = redact_url(url)
     text = _scrub(str(err), url)
     if isinstance(err, AuthenticationError):
         return _auth_message(where, text)
@@ -136,19 +136,13 @@ def _causes(err: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
-def _safe_redact(url: str) -> str:
-    try:
-        return redact_url(url)
-    except ValueError:  # unparsable (e.g. a broken IPv6 host): show nothing of it
-        return "(unparsable URL)"
-
-
 def _scrub(text: str, url: str) -> str:
     """Remove the URL's password from ``text``: redis-py never shows it, but be sure."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        return " ".join(text.split())
+    password = url_password(url)
+    if password:
+        for form in {password, unquote(password)}:
+            text = text.replace(form, "***")
+    return redact_url(" ".join(text.split()))
     if password:
         for form in {password, unquote(password)}:
             text = text.replace(form, "***")

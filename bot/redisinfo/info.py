@@ -40,8 +40,12 @@ class ServerInfo:
     dbsize: int
     maxmemory_policy: str
     policy_source: PolicySource
-    config_available: bool
     settings: dict[str, str]
+
+    @property
+    def config_available(self) -> bool:
+        """CONFIG answered (else the policy came from INFO)."""
+        return self.policy_source == "config"
 
     @property
     def lfu(self) -> bool:
@@ -73,7 +77,6 @@ def read_server_info(client: redis.Redis) -> ServerInfo:
         dbsize=dbsize,
         maxmemory_policy=config_policy or memory_info.maxmemory_policy,
         policy_source="config" if config_policy else "info",
-        config_available=bool(config_policy),
         settings=settings,
     )
 

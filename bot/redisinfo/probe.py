@@ -98,7 +98,6 @@ class LiveRedisProbe:
             dbsize=info.dbsize,
             maxmemory_policy=info.maxmemory_policy,
             policy_source=info.policy_source,
-            config_available=info.config_available,
             sample=sample,
             settings=info.settings,
             persistence=info.persistence,

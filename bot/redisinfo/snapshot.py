@@ -105,10 +105,14 @@ class Snapshot:
     dbsize: int
     maxmemory_policy: str
     policy_source: PolicySource  # "info" when CONFIG is disabled or renamed
-    config_available: bool
     sample: KeySample
     settings: dict[str, str] = field(default_factory=dict)  # CONFIG values read, e.g. activedefrag
     persistence: dict[str, str] = field(default_factory=dict)  # aof_enabled, rdb_last_save...
+
+    @property
+    def config_available(self) -> bool:
+        """CONFIG could be used (else the policy came from INFO)."""
+        return self.policy_source == "config"
 
 
 class RedisProbe(Protocol):
