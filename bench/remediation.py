@@ -11,7 +11,7 @@ session keys, then prints:
   on ``--naive-keys`` keys), and the ratio. Goal: ours >= 100k keys/s.
 - the p99 latency a concurrent ``redis-benchmark -t get,set -c 10`` sees without
   and with ``expire_without_ttl`` running at the default rate limit
-  (``DEFAULT_CHANGE_RATE``), medians of ``--runs`` interleaved runs. Goal: added
+  (``RemediationLimits().rate``), medians of ``--runs`` interleaved runs. Goal: added
   p99 < 1 ms.
 """
 
@@ -33,8 +33,9 @@ import redis
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bot.redisinfo.ops import DEFAULT_CHANGE_RATE, LiveRedisOps  # noqa: E402
+from bot.redisinfo.ops import LiveRedisOps  # noqa: E402
 from bot.redisproc import RedisServer  # noqa: E402
+from bot.remediation.model import RemediationLimits  # noqa: E402
 from bot.remediation.ports import BulkResult  # noqa: E402
 
 PATTERN = "session:*"
@@ -169,7 +170,7 @@ def main() -> None:
     parser.add_argument("--naive-keys", type=int, default=20_000)
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--rate", type=int, default=DEFAULT_CHANGE_RATE)
+    parser.add_argument("--rate", type=int, default=RemediationLimits().rate)
     args = parser.parse_args()
     if shutil.which("redis-benchmark") is None:
         sys.exit("redis-benchmark is not installed (apt-get install redis-tools)")

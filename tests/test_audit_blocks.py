@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 
 from bot.audit.canonical import GENESIS_HASH
 from bot.audit.store import StoredEntry
-from bot.slack.blocks_audit import MAX_BLOCKS, SECTION_LIMIT, audit_blocks
+from bot.slack.blocks.audit import audit_blocks
+from bot.slack.blocks.common import MAX_BLOCKS
+from bot.slack.blocks.common import SECTION_TEXT_MAX as SECTION_LIMIT
 
 BASE = StoredEntry(
     id=1, seq=1, at=datetime(2026, 11, 29, 3, 0, tzinfo=UTC), actor="U012AB3CD", actor_name="alice",

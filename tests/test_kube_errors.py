@@ -182,10 +182,8 @@ def test_connect_with_a_kubeconfig_and_never_leak_its_token(
     kubeconfig = _kubeconfig(tmp_path / "config", kube.fake.url)
     cluster = KubeCluster.connect(kubeconfig=str(kubeconfig), context="fake", timeout=2.0)
     try:
-        text = cluster.read_configmap_key(
-            namespace=NS, name="redis-session-config", key="redis.conf"
-        )
-        assert "maxmemory 512mb" in text
+        data, _ = cluster.read_configmap(namespace=NS, name="redis-session-config")
+        assert "maxmemory 512mb" in data["redis.conf"]
         kube.fake.fail_next("GET", CM_PATH, 401)
         message = _error(lambda: cluster.read_configmap(namespace=NS, name="redis-session-config"))
     finally:

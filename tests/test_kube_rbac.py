@@ -85,9 +85,6 @@ def _exercise(cluster: KubeCluster) -> dict[str, Callable[[], object]]:
     ns = COORDS.namespace
     return {
         "read_configmap": lambda: cluster.read_configmap(namespace=ns, name=COORDS.app_configmap),
-        "read_configmap_key": lambda: cluster.read_configmap_key(
-            namespace=ns, name=COORDS.redis_configmap, key=COORDS.redis_configmap_key
-        ),
         "patch_configmap_key": lambda: cluster.patch_configmap_key(
             namespace=ns, name=COORDS.app_configmap, key="session_max_concurrent", value="3"
         ),

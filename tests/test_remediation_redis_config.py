@@ -3,9 +3,11 @@ Kubernetes API server (real client): previews, exact ConfigMap text, partial fai
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from bot.errors import UsageError
+from bot.errors import KubernetesError, UsageError
 from bot.remediation.catalogue import get_action
 from bot.remediation.model import RemediationLimits
 from tests.conftest import RedisFactory
@@ -336,3 +338,16 @@ def test_limits_are_injected(env: Env) -> None:
     ctx = env.ctx(RemediationLimits(pod_headroom=2.0))
     params = RAISE.resolve(ctx, {"maxmemory": "64mb"})
     assert params["pod_memory_limit"] == 128 * MIB
+
+
+def test_a_missing_configmap_key_names_the_keys_there(env: Env) -> None:
+    coords = env.target.kubernetes.model_copy(update={"redis_configmap": "langgraph-agent-config"})
+    wrong = replace(env, target=env.target.model_copy(update={"kubernetes": coords}))
+    ctx = wrong.ctx()
+    with pytest.raises(KubernetesError) as err:
+        RAISE.preview(ctx, RAISE.resolve(ctx, {"maxmemory": "64mb"}))
+    assert str(err.value) == (
+        "configmap langgraph-agent/langgraph-agent-config has no key 'redis.conf' (keys: "
+        "session_max_concurrent, session_sliding_window, session_ttl_seconds): "
+        "check redis_configmap_key in the targets file"
+    )

@@ -21,9 +21,10 @@ from bot.diagnosis.model import (
     SizeStats,
     TtlStats,
 )
+from bot.remediation.catalogue import CATALOGUE, get_action
 from bot.slack.blocks.capacity import capacity_message
 from bot.slack.blocks.common import Message, gauge
-from bot.slack.blocks.diagnosis import diagnosis_message
+from bot.slack.blocks.diagnosis import BUTTON_LABELS, diagnosis_message, request_button
 from bot.slack.blocks.help import help_message
 from bot.slack.blocks.keys import keys_message
 from bot.slack.blocks.status import TargetStatus, status_message
@@ -108,6 +109,27 @@ def test_diagnosis_header_gauge_checks_and_buttons() -> None:
         ("redis_mem.request.expire-keys-without-ttl", "prod", None),
         ("redis_mem.request.restart-redis", "prod", "danger"),
     ]
+
+
+def test_every_catalogue_action_renders_a_button_red_when_high_risk() -> None:
+    blocks = serialised(diagnosis_message(make_diagnosis(recommended_actions=tuple(CATALOGUE))))
+    [actions] = [b for b in blocks if b["type"] == "actions"]
+    rendered = {e["action_id"].removeprefix("redis_mem.request."): e for e in actions["elements"]}
+    assert list(rendered) == list(CATALOGUE)
+    for action_id, button in rendered.items():
+        action = get_action(action_id)
+        assert button["text"]["text"] and button["value"] == "prod"
+        assert button.get("style") == ("danger" if action.risk == "high" else None)
+
+
+def test_a_button_without_a_short_label_shows_the_action_title() -> None:
+    assert "shorten-session-ttl" in BUTTON_LABELS  # the short label wins when there is one
+    assert request_button("shorten-session-ttl", target="p").text.text == "Shorten session TTL"
+    unlabelled = [a for a in CATALOGUE.values() if a.id not in BUTTON_LABELS]
+    assert [a.id for a in unlabelled] == ["raise-maxmemory"]
+    for action in unlabelled:
+        assert request_button(action.id, target="p").text.text == action.title
+    assert request_button("not-in-catalogue", target="p").text.text == "not-in-catalogue"
 
 
 def test_no_maxmemory_and_no_scenario() -> None:

@@ -36,7 +36,6 @@ POD_DELETE = ApiCall("", "pods", "delete")
 # KubeCluster method -> the calls it makes, in order.
 METHOD_CALLS: dict[str, tuple[ApiCall, ...]] = {
     "read_configmap": (CONFIGMAP_GET,),
-    "read_configmap_key": (CONFIGMAP_GET,),
     "patch_configmap_key": (CONFIGMAP_PATCH,),
     "read_container_resources": (DEPLOYMENT_GET,),
     "patch_container_resources": (DEPLOYMENT_GET, DEPLOYMENT_PATCH),

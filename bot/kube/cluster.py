@@ -88,17 +88,6 @@ class KubeCluster:
             )
         return dict(obj.data or {}), _resource_version(obj)
 
-    def read_configmap_key(self, *, namespace: str, name: str, key: str) -> str:
-        """One key of a ConfigMap; a missing key is a KubernetesError naming the keys there."""
-        data, _ = self.read_configmap(namespace=namespace, name=name)
-        if key not in data:
-            keys = ", ".join(sorted(data)) or "none"
-            raise KubernetesError(
-                f"configmap {namespace}/{name} has no key {key!r} (keys: {keys}): "
-                "check redis_configmap_key in the targets file"
-            )
-        return data[key]
-
     def patch_configmap_key(
         self,
         *,

@@ -10,13 +10,13 @@ without @scripting) it falls back to SCAN + a pipeline per batch.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from hashlib import sha1
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
 import redis
 from redis.exceptions import NoPermissionError, NoScriptError, OutOfMemoryError, ResponseError
 
+from bot.redisinfo.ops_scripts import Script
 from bot.redisinfo.sampling import measure_keys
 from bot.redisinfo.snapshot import KeySample, KeyStat, ProgressFn
 
@@ -24,7 +24,7 @@ from bot.redisinfo.snapshot import KeySample, KeyStat, ProgressFn
 # TTL, MEMORY USAGE and OBJECT do not touch keys, so idle times are not reset.
 # Plain (no shebang) on purpose: it runs on Redis 5-7 and, being read-only, is not
 # refused when Redis is at maxmemory -- the very moment the bot is needed.
-BATCH_SCRIPT = """
+BATCH_SCRIPT = Script("""
 local scan = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3])
 local sub = 'IDLETIME'
 if ARGV[4] == '1' then sub = 'FREQ' end
@@ -43,8 +43,7 @@ for _, key in ipairs(scan[2]) do
   end
 end
 return out
-"""
-BATCH_SHA = sha1(BATCH_SCRIPT.encode()).hexdigest()
+""")
 # A script blocks Redis while it runs: 250 keys take about 1.5 ms here (1,000 took
 # about 6 ms) for the same throughput, since one call is always in flight.
 MAX_BATCH = 250
@@ -172,7 +171,7 @@ class _Scan:
         """
         bucket.acquire(self.args[1])
         try:
-            reply = _run_script(self.client, (0, *self.args))
+            reply = self._run_script(0)
         except ScriptingUnavailable:
             yield from self.pipeline_batches(bucket)
             return
@@ -184,7 +183,7 @@ class _Scan:
                 cursor = int(reply[0])
                 if cursor != 0:
                     bucket.acquire(self.args[1])
-                    conn.send_command("EVALSHA", BATCH_SHA, 0, cursor, *self.args)
+                    conn.send_command("EVALSHA", BATCH_SCRIPT.sha, 0, cursor, *self.args)
                     in_flight = True
                 yield unpack_reply(reply, lfu=self.lfu)
                 if cursor == 0:
@@ -194,7 +193,7 @@ class _Scan:
                     in_flight = False
                 except NoScriptError:  # SCRIPT FLUSH meanwhile: load it again
                     in_flight = False
-                    reply = _run_script(self.client, (cursor, *self.args))
+                    reply = self._run_script(cursor)
                 except ResponseError as err:
                     in_flight = False  # an error reply: the connection is in step
                     if not scripting_refused(err):
@@ -206,6 +205,9 @@ class _Scan:
             if in_flight:  # abandoned with a reply pending: the connection is out of step
                 conn.disconnect()
             self.client.connection_pool.release(conn)
+
+    def _run_script(self, cursor: int) -> list[Any]:
+        return eval_script(self.client.execute_command, BATCH_SCRIPT, (), cursor, *self.args)
 
     def pipeline_batches(self, bucket: TokenBucket, *, cursor: int = 0) -> Iterator[list[KeyStat]]:
         """Batches measured by SCAN + a pipeline of per-key commands (the fallback)."""
@@ -238,26 +240,28 @@ def unpack_reply(reply: list[Any], *, lfu: bool) -> list[KeyStat]:
     ]
 
 
-def _run_script(client: redis.Redis, args: tuple[Any, ...]) -> list[Any]:
+def eval_script(
+    call: Callable[..., Any], script: Script, keys: Sequence[Any], *args: Any
+) -> list[Any]:
+    """Run ``script`` through ``call`` (a client's ``execute_command``, a held connection's
+    ``call``): EVALSHA, loading it on NOSCRIPT; ScriptingUnavailable when refused here."""
     try:
         try:
-            reply: list[Any] = client.evalsha(BATCH_SHA, 0, *args)
+            reply = call("EVALSHA", script.sha, len(keys), *keys, *args)
         except NoScriptError:
-            reply = client.eval(BATCH_SCRIPT, 0, *args)
-    except NoPermissionError as err:
-        raise ScriptingUnavailable(str(err)) from err
+            reply = call("EVAL", script.text, len(keys), *keys, *args)
     except ResponseError as err:
         if scripting_refused(err):
             raise ScriptingUnavailable(str(err)) from err
         raise
-    return reply
+    return cast(list[Any], reply)
 
 
 def scripting_refused(err: ResponseError) -> bool:
     """True when ``err`` says scripts may not run here (renamed, ACL, OOM): fall back."""
     # Redis 7.0-7.2 let a plain read-only script run at maxmemory; other versions may
     # not, and the pipeline fallback is read-only commands that always run.
-    if isinstance(err, OutOfMemoryError):
+    if isinstance(err, NoPermissionError | OutOfMemoryError):
         return True
     text = str(err).lower()
     return any(

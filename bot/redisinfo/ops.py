@@ -23,9 +23,6 @@ from bot.redisinfo.ops_idle import idlest
 from bot.redisinfo.ops_unlink import unlink_keys
 from bot.remediation.ports import BulkProgress, BulkResult, LiveSetting, StopFlag
 
-# Keys a second a bulk change looks at by default: measured by bench/remediation.py
-# to add well under 1 ms to other clients' p99 latency.
-DEFAULT_CHANGE_RATE = 20_000
 # EXPIRE ... NX exists from Redis 7.0.
 NX_VERSION = (7, 0)
 

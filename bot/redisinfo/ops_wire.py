@@ -13,10 +13,10 @@ from typing import Any
 
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from bot.redisinfo.client import describe_error
-from bot.redisinfo.fullscan import ScriptingUnavailable, scripting_refused
+from bot.redisinfo.fullscan import eval_script
 from bot.redisinfo.ops_scripts import Script
 
 Command = Sequence[Any]
@@ -84,16 +84,7 @@ class Wire:
 
     def eval(self, script: Script, keys: Sequence[bytes], *args: Any) -> list[Any]:
         """Run ``script`` (EVALSHA, loading it on NOSCRIPT); ScriptingUnavailable if refused."""
-        try:
-            try:
-                reply: list[Any] = self.call("EVALSHA", script.sha, len(keys), *keys, *args)
-            except NoScriptError:
-                reply = self.call("EVAL", script.text, len(keys), *keys, *args)
-        except ResponseError as err:
-            if scripting_refused(err):
-                raise ScriptingUnavailable(str(err)) from err
-            raise
-        return reply
+        return eval_script(self.call, script, keys, *args)
 
     def _describe(self, err: RedisError) -> str:
         return describe_error(err, url=self._url, timeout=self._timeout)

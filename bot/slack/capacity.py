@@ -25,7 +25,7 @@ def prepare_capacity(args: tuple[str, ...], deps: SlackDeps) -> Job:
     result = Result(message=capacity_message(plan), outcome="ok", summary=summary)
     return Job(
         subcommand="capacity",
-        run=lambda: result,
+        run=lambda _request: result,
         progress=f"Planning capacity for {parsed.users:,} users…",
         parameters={
             "users": parsed.users,

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from bot.audit.scrub import scrub_text
 from bot.diagnosis.model import Diagnosis
 from bot.errors import AuditUnavailable
-from bot.slack.blocks.common import Message
+from bot.slack.blocks.audit import audit_blocks
+from bot.slack.blocks.common import MAX_BLOCKS, Message
 from bot.slack.blocks.diagnosis import diagnosis_message
 from bot.slack.blocks.help import help_message
 from bot.slack.blocks.keys import keys_message
-from bot.slack.blocks_audit import MAX_BLOCKS, audit_blocks
 from bot.slack.capacity import prepare_capacity
-from bot.slack.deps import SlackDeps
+from bot.slack.deps import SlackDeps, timed_diagnosis
 from bot.slack.fix import FIX_USAGE, prepare_fix, prepare_pending
 from bot.slack.jobs import Job, Result
 from bot.slack.parsing import (
@@ -53,7 +53,7 @@ def prepare_help(args: tuple[str, ...], deps: SlackDeps, *, unknown: str | None 
     parameters = {"unknown": unknown} if unknown else {}
     return Job(
         subcommand="help",
-        run=lambda: Result(message=message, outcome="ok", summary="help shown"),
+        run=lambda _request: Result(message=message, outcome="ok", summary="help shown"),
         parameters=parameters,
     )
 
@@ -64,7 +64,7 @@ def prepare_status(args: tuple[str, ...], deps: SlackDeps) -> Job:
     count = len(deps.diagnosis.targets)
     return Job(
         subcommand="status",
-        run=lambda: run_status(deps),
+        run=lambda _request: run_status(deps),
         progress=f"Checking {count} target{'s' if count != 1 else ''}…",
     )
 
@@ -74,7 +74,7 @@ def prepare_diagnose(args: tuple[str, ...], deps: SlackDeps) -> Job:
     target = deps.diagnosis.target(parse_target("diagnose", args)).name
     return Job(
         subcommand="diagnose",
-        run=lambda: diagnosis_result(timed_diagnosis(deps, target)),
+        run=lambda _request: diagnosis_result(timed_diagnosis(deps, target)),
         progress=f"Diagnosing *{target}*…",
         target=target,
         parameters={"target": target},
@@ -86,7 +86,7 @@ def prepare_keys(args: tuple[str, ...], deps: SlackDeps) -> Job:
     target = deps.diagnosis.target(parse_target("keys", args)).name
     return Job(
         subcommand="keys",
-        run=lambda: keys_result(timed_diagnosis(deps, target)),
+        run=lambda _request: keys_result(timed_diagnosis(deps, target)),
         progress=f"Measuring session keys on *{target}*…",
         target=target,
         parameters={"target": target},
@@ -102,7 +102,7 @@ def prepare_audit(args: tuple[str, ...], deps: SlackDeps) -> Job:
     limit = parse_count("audit", args, default=AUDIT_DEFAULT, maximum=AUDIT_MAX)
     return Job(
         subcommand="audit",
-        run=lambda: audit_result(deps, limit),
+        run=lambda _request: audit_result(deps, limit),
         progress="Reading the audit trail…",
         parameters={"limit": limit},
         ephemeral=True,
@@ -120,12 +120,6 @@ def audit_result(deps: SlackDeps, limit: int) -> Result:
         outcome="ok",
         summary=f"{len(entries)} audit entries shown",
     )
-
-
-def timed_diagnosis(deps: SlackDeps, target: str) -> Diagnosis:
-    """Diagnose one target, timing it in the duration histogram."""
-    with deps.metrics.diagnosis_seconds.labels(target=target).time():
-        return deps.diagnosis.diagnose(target)
 
 
 def diagnosis_result(diagnosis: Diagnosis) -> Result:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 from bot.audit.entry import AuditSink
 from bot.audit.store import StoredEntry
 from bot.config import Settings
+from bot.diagnosis.model import Diagnosis
 from bot.services.diagnose import DiagnosisService
 from bot.slack.metrics import BotMetrics
 
@@ -37,3 +38,9 @@ class SlackDeps:
     # Where approved fixes run; owned by the composition root so shutdown can drain it.
     fix_executor: Executor | None = None
     remediation: RemediationService | None = None  # None: fix/pending answer "not configured"
+
+
+def timed_diagnosis(deps: SlackDeps, target: str) -> Diagnosis:
+    """Diagnose one target, timing it in the duration histogram."""
+    with deps.metrics.diagnosis_seconds.labels(target=target).time():
+        return deps.diagnosis.diagnose(target)

@@ -76,7 +76,7 @@ def prepare_fix(args: tuple[str, ...], deps: SlackDeps) -> Job:
     action = _known_action(parsed.action_id)
     target = deps.diagnosis.target(parsed.target).name
 
-    def run_as(request: SlashRequest) -> Result:
+    def run(request: SlashRequest) -> Result:
         approval = service.request(
             actor=Actor(id=request.user_id, name=request.user_name),
             action_id=action,
@@ -88,8 +88,7 @@ def prepare_fix(args: tuple[str, ...], deps: SlackDeps) -> Job:
 
     return Job(
         subcommand="fix",
-        run=_needs_asker,
-        run_as=run_as,
+        run=run,
         progress=f"Preparing the `{action}` preview for *{target}*…",
         target=target,
         parameters={"action": action, "target": target, "params": dict(parsed.raw_params)},
@@ -118,7 +117,7 @@ def prepare_pending(args: tuple[str, ...], deps: SlackDeps) -> Job:
     parse_no_args("pending", args)
     service = service_of(deps)
 
-    def run() -> Result:
+    def run(_request: SlashRequest) -> Result:
         requests = service.pending()
         return Result(
             message=pending_message(requests, now=utc_now()),
@@ -139,7 +138,3 @@ def _known_action(action_id: str) -> str:
         return get_action(action_id).id
     except UsageError as err:
         raise UsageError(f"fix: {err.message}") from None
-
-
-def _needs_asker() -> Result:
-    raise UsageError("fix: the requester is unknown (run it from Slack)")

@@ -32,14 +32,9 @@ class Job:
     """
 
     subcommand: str
-    run: Callable[[], Result]
+    # Called with the slash request: ``fix`` acts as the asker (the requester); others ignore it.
+    run: Callable[[SlashRequest], Result]
     progress: str | None = None
     target: str | None = None
     ephemeral: bool = False  # the result goes to the asker only (the audit trail, say)
     parameters: Mapping[str, Any] = field(default_factory=dict)
-    # Jobs that act as the asker (``fix``: the requester) run with the slash request instead.
-    run_as: Callable[[SlashRequest], Result] | None = None
-
-    def execute(self, request: SlashRequest) -> Result:
-        """``run_as(request)`` when the job needs the asker, else ``run()``."""
-        return self.run_as(request) if self.run_as is not None else self.run()

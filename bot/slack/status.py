@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from bot.errors import RedisMemError
 from bot.slack.blocks.status import TargetStatus, status_message
-from bot.slack.deps import SlackDeps
+from bot.slack.deps import SlackDeps, timed_diagnosis
 from bot.slack.jobs import Result
 
 log = logging.getLogger(__name__)
@@ -26,8 +26,7 @@ def run_status(deps: SlackDeps) -> Result:
 def target_status(deps: SlackDeps, name: str) -> TargetStatus:
     """One target's diagnosis, or the one-line reason it could not be read."""
     try:
-        with deps.metrics.diagnosis_seconds.labels(target=name).time():
-            return TargetStatus(name=name, diagnosis=deps.diagnosis.diagnose(name))
+        return TargetStatus(name=name, diagnosis=timed_diagnosis(deps, name))
     except RedisMemError as err:
         return TargetStatus(name=name, error=err.message)
     except Exception:  # one broken target must not hide the others

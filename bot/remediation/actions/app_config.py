@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.errors import KubernetesError, UsageError
-from bot.remediation.actions.base import Action, Run, ttl_spec
+from bot.errors import UsageError
+from bot.remediation.actions.base import Action, Run, check_unchanged, ttl_spec
 from bot.remediation.model import (
     ActionContext,
     Change,
@@ -111,15 +111,9 @@ class AppConfigAction(Action[AppState]):
 
     def _patch(self, ctx: ActionContext, params: Params, preview: Preview | None) -> str:
         k = ctx.target.kubernetes
-        state = read_app_config(ctx)
-        expected = (
-            preview.facts.get(RV, state.resource_version) if preview else state.resource_version
-        )
-        if expected != state.resource_version:
-            raise KubernetesError(
-                f"ConfigMap {k.namespace}/{k.app_configmap} changed since the preview "
-                f"(resourceVersion {expected} -> {state.resource_version}): not overwritten"
-            )
+        where = f"ConfigMap {k.namespace}/{k.app_configmap}"
+        current = read_app_config(ctx).resource_version
+        expected = check_unchanged(where=where, fact=RV, preview=preview, current=current)
         version = ctx.cluster.patch_configmap_key(
             namespace=k.namespace,
             name=k.app_configmap,
@@ -127,10 +121,7 @@ class AppConfigAction(Action[AppState]):
             value=self.value(params),
             expected_resource_version=expected,
         )
-        return (
-            f"ConfigMap {k.namespace}/{k.app_configmap} {self.key} set to {self.value(params)} "
-            f"(resourceVersion {version})"
-        )
+        return f"{where} {self.key} set to {self.value(params)} (resourceVersion {version})"
 
     def _restart(self, ctx: ActionContext) -> str:
         k = ctx.target.kubernetes

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import ClassVar, Generic, TypeVar
 
 from bot.diagnosis.model import Diagnosis
-from bot.errors import RedisMemError, UsageError
+from bot.errors import KubernetesError, RedisMemError, UsageError
 from bot.remediation.model import (
     ActionContext,
     Change,
@@ -236,6 +236,30 @@ class Run:
 
 class SoftFailure(RedisMemError):
     """A step that did not apply but whose siblings still should (CONFIG SET not allowed)."""
+
+
+def preview_version(preview: Preview | None, *, fact: str, current: str) -> str:
+    """The resourceVersion the preview read (``current`` without a preview or that fact).
+
+    A ConfigMap patch carries it, so the API server refuses (409) if anyone edited the
+    ConfigMap since the preview, even between a pre-check and the patch.
+    """
+    return preview.facts.get(fact, current) if preview is not None else current
+
+
+def check_unchanged(*, where: str, fact: str, preview: Preview | None, current: str) -> str:
+    """``current`` if the ConfigMap is still at the preview's resourceVersion, else KubernetesError.
+
+    Checked before any change, so a ConfigMap edited since the preview stops the action
+    with nothing changed and a clear reason (the 409 alone would come after live changes).
+    """
+    expected = preview_version(preview, fact=fact, current=current)
+    if expected != current:
+        raise KubernetesError(
+            f"{where} changed since the preview "
+            f"(resourceVersion {expected} -> {current}): request the action again"
+        )
+    return current
 
 
 def ttl_spec(limits: RemediationLimits, *, label: str, help: str) -> ParamSpec:

@@ -16,7 +16,13 @@ from functools import partial
 from bot.diagnosis.capacity import plan_from_diagnosis
 from bot.diagnosis.model import Diagnosis
 from bot.errors import KubernetesError, RedisMemError, UsageError
-from bot.remediation.actions.base import Action, Run, SoftFailure
+from bot.remediation.actions.base import (
+    Action,
+    Run,
+    SoftFailure,
+    check_unchanged,
+    preview_version,
+)
 from bot.remediation.model import (
     ActionContext,
     Change,
@@ -198,24 +204,16 @@ class RedisConfigAction(Action[ConfState]):
         return ""
 
     def _unchanged_since(self, ctx: ActionContext, preview: Preview) -> str:
-        _, version = read_redis_conf(ctx)
-        expected = preview.facts.get(RV, version)
-        if expected != version:
-            raise KubernetesError(
-                f"{configmap_where(ctx)} changed since the preview "
-                f"(resourceVersion {expected} -> {version}): request the action again"
-            )
-        return f"{configmap_where(ctx)} unchanged since the preview (resourceVersion {version})"
+        where = configmap_where(ctx)
+        _, current = read_redis_conf(ctx)
+        version = check_unchanged(where=where, fact=RV, preview=preview, current=current)
+        return f"{where} unchanged since the preview (resourceVersion {version})"
 
     def _patch_configmap(self, ctx: ActionContext, params: Params, preview: Preview | None) -> str:
         k = ctx.target.kubernetes
         text, version = read_redis_conf(ctx)
-        expected = preview.facts.get(RV, version) if preview is not None else version
-        if expected != version:
-            raise KubernetesError(
-                f"{configmap_where(ctx)} changed since the preview "
-                f"(resourceVersion {expected} -> {version}): not overwritten"
-            )
+        # Checked before the live changes; an edit since then makes this patch fail with 409.
+        expected = preview_version(preview, fact=RV, current=version)
         wanted = self.directives(ctx, params)
         new_version = ctx.cluster.patch_configmap_key(
             namespace=k.namespace,

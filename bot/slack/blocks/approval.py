@@ -25,7 +25,7 @@ from slack_sdk.models.blocks import (
 from bot.approvals.model import ApprovalRequest, RequestState
 from bot.errors import UsageError
 from bot.remediation.catalogue import get_action
-from bot.remediation.model import RemediationLimits
+from bot.remediation.model import Change, RemediationLimits
 from bot.slack.blocks.common import (
     FALLBACK_TEXT_MAX,
     HEADER_TEXT_MAX,
@@ -36,6 +36,7 @@ from bot.slack.blocks.common import (
     context,
     escape,
     fit_middle,
+    mention,
     section,
 )
 from bot.units import format_bytes
@@ -80,7 +81,7 @@ def who_line(request: ApprovalRequest) -> str:
     risk = str(request.preview.get("risk") or "unknown")
     runbook = escape(str(request.preview.get("runbook") or ""))
     parts = [
-        f"Requested by {user(request.requester)}",
+        f"Requested by {mention(request.requester)}",
         f"risk {RISK_MARK.get(risk, '⚪')} *{escape(risk)}*",
     ]
     if runbook:
@@ -131,9 +132,12 @@ def change_blocks(changes: Sequence[Mapping[str, Any]]) -> list[Block]:
 
 
 def change_line(change: Mapping[str, Any]) -> str:
-    """Same wording as ``bot.remediation.model.Change.line``."""
-    where, before, after = change.get("where", ""), change.get("before", ""), change.get("after")
-    return f"{where}: {after}" if not before else f"{where}: {before} -> {after}"
+    """The stored change in ``Change.line``'s words (``where: before -> after``)."""
+    return Change(
+        where=str(change.get("where", "")),
+        before=str(change.get("before") or ""),
+        after=str(change.get("after", "")),
+    ).line()
 
 
 def code_block(lines: Sequence[str]) -> str:
@@ -199,7 +203,7 @@ def buttons(request: ApprovalRequest) -> ActionsBlock:
 
 def executing_text(request: ApprovalRequest) -> str:
     """``⏳ Approved by <@U2>: executing…`` and the latest progress line."""
-    who = f"Approved by {user(request.decided_by)}" if request.decided_by else "Approved"
+    who = f"Approved by {mention(request.decided_by)}" if request.decided_by else "Approved"
     text = f"⏳ *{who}: executing…*"
     if request.progress:
         text += f"\n{escape(request.progress)}"
@@ -211,8 +215,8 @@ def closed_text(request: ApprovalRequest) -> str:
     state = request.state
     if state is RequestState.REJECTED:
         if request.decided_by and request.decided_by == request.requester:
-            return f"⛔ *Cancelled by the requester* {user(request.requester)}: nothing changed"
-        return f"⛔ *Rejected by {user(request.decided_by)}*: nothing changed"
+            return f"⛔ *Cancelled by the requester* {mention(request.requester)}: nothing changed"
+        return f"⛔ *Rejected by {mention(request.decided_by)}*: nothing changed"
     if state is RequestState.EXPIRED:
         return (
             f"⌛ *Expired* {slack_time(request.expires_at)} without approval: nothing changed. "
@@ -226,7 +230,7 @@ def result_blocks(request: ApprovalRequest) -> list[Block]:
     """What ran (each step), the exact state line, keys touched, then the verification."""
     result: Mapping[str, Any] = request.result or {}
     ok = request.state is RequestState.SUCCEEDED
-    who = f" (approved by {user(request.decided_by)})" if request.decided_by else ""
+    who = f" (approved by {mention(request.decided_by)})" if request.decided_by else ""
     lines = [f"{'✅' if ok else '❌'} *{'Done' if ok else 'Failed'}*{who}"]
     lines.extend(step_line(step) for step in result.get("steps") or [])
     state_line = result.get("state") or request.error
@@ -281,15 +285,6 @@ def fallback_text(request: ApprovalRequest) -> str:
     return f"{headline(request)} (requested by {request.requester_name or request.requester})"
 
 
-def user(user_id: str | None) -> str:
-    """A Slack mention for user ids, the plain (escaped) name otherwise (``cli:bob``)."""
-    if not user_id:
-        return "someone"
-    if user_id[:1] in ("U", "W") and user_id.isalnum():
-        return f"<@{user_id}>"
-    return f"`{escape(user_id)}`"
-
-
 def slack_time(when: datetime) -> str:
     """A time Slack shows in the reader's time zone, with a UTC fallback."""
     utc = when.astimezone(UTC)
@@ -328,5 +323,5 @@ def pending_line(request: ApprovalRequest, *, now: datetime) -> str:
     minutes = (left + 59) // 60
     return (
         f"• `{escape(request.action_id)}` on *{escape(request.target)}* by "
-        f"{user(request.requester)} · expires in {minutes} min · request `{request.id[:8]}`"
+        f"{mention(request.requester)} · expires in {minutes} min · request `{request.id[:8]}`"
     )

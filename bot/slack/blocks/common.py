@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,9 @@ BUTTON_TEXT_MAX = 75
 ACTIONS_MAX_ELEMENTS = 25
 CONTEXT_MAX_ELEMENTS = 10
 FALLBACK_TEXT_MAX = 3000
+
+# A Slack user id (U... or W... for Enterprise Grid); anything else is a plain name (``cli:bob``).
+_SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 
 SEVERITY_MARK = {Severity.OK: "🟢", Severity.WARNING: "🟡", Severity.CRITICAL: "🔴"}
 CHECK_MARK = {Severity.OK: "✅", Severity.WARNING: "⚠️", Severity.CRITICAL: "🔴"}
@@ -46,6 +50,20 @@ def clip(text: str, limit: int) -> str:
 def escape(text: str) -> str:
     """Escape the three characters Slack mrkdwn treats as control (&, <, >)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def is_slack_user_id(text: str) -> bool:
+    """Whether ``text`` is a Slack user id (``U012AB3CD``), which Slack can mention."""
+    return _SLACK_USER_ID.fullmatch(text) is not None
+
+
+def mention(user_id: str | None, *, name: str | None = None) -> str:
+    """``<@U012AB3CD>`` for a Slack user (Slack shows the current name), else the escaped name."""
+    if not user_id:
+        return "someone"
+    if is_slack_user_id(user_id):
+        return f"<@{user_id}>"
+    return f"`{escape(name or user_id)}`"
 
 
 def section(text: str) -> SectionBlock:

@@ -7,6 +7,7 @@ from datetime import UTC
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, DividerBlock, HeaderBlock
 
 from bot.diagnosis.model import Check, Diagnosis, Finding, Scenario
+from bot.remediation.catalogue import CATALOGUE
 from bot.slack.blocks.common import (
     ACTIONS_MAX_ELEMENTS,
     BUTTON_TEXT_MAX,
@@ -29,9 +30,9 @@ from bot.units import format_bytes
 REQUEST_ACTION_PREFIX = "redis_mem.request."
 MAX_EVIDENCE_LINES = 6  # per scenario; the rest is summarised as "…and N more"
 
-# Button labels for the remediation catalogue (DESIGN.md action ids); unknown ids show as-is.
-ACTION_LABELS = {
-    "raise-maxmemory": "Raise maxmemory",
+# Short button labels (Slack buttons are narrow); an action without one (its title is short
+# already: raise-maxmemory) shows its title.
+BUTTON_LABELS = {
     "shorten-session-ttl": "Shorten session TTL",
     "limit-concurrent-sessions": "Limit concurrent sessions",
     "expire-keys-without-ttl": "Expire keys without TTL",
@@ -41,8 +42,6 @@ ACTION_LABELS = {
     "enable-sliding-window": "Enable sliding window",
     "evict-idle-sessions": "Evict idle sessions",
 }
-# Fixes that lose data or drop users get Slack's red button.
-DANGEROUS_ACTIONS = frozenset({"restart-redis", "evict-idle-sessions"})
 
 
 def diagnosis_message(diagnosis: Diagnosis) -> Message:
@@ -126,10 +125,15 @@ def action_blocks(diagnosis: Diagnosis) -> list[Block]:
 
 def request_button(action: str, *, target: str) -> ButtonElement:
     """A ``redis_mem.request.<action-id>`` button whose value is the target name."""
-    label = clip(ACTION_LABELS.get(action, action), BUTTON_TEXT_MAX)
-    style = "danger" if action in DANGEROUS_ACTIONS else None
+    known = CATALOGUE.get(action)  # a diagnosis may name an action this bot lacks
+    label = BUTTON_LABELS.get(action) or (known.title if known else action)
+    # High-risk fixes (they lose data or drop users) get Slack's red button.
+    style = "danger" if known is not None and known.risk == "high" else None
     return ButtonElement(
-        text=label, action_id=f"{REQUEST_ACTION_PREFIX}{action}", value=target, style=style
+        text=clip(label, BUTTON_TEXT_MAX),
+        action_id=f"{REQUEST_ACTION_PREFIX}{action}",
+        value=target,
+        style=style,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App
@@ -38,9 +38,9 @@ def fix_executor() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=FIX_WORKERS, thread_name_prefix="redis-mem-fix")
 
 
-def register(app: App, deps: SlackDeps, *, executor: Executor | None = None) -> None:
+def register(app: App, deps: SlackDeps) -> None:
     """The two decision buttons."""
-    runner = executor or deps.fix_executor or fix_executor()
+    runner = deps.fix_executor or fix_executor()
 
     @app.action(APPROVE_ACTION)
     def on_approve(

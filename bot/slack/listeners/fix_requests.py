@@ -34,7 +34,7 @@ from bot.slack.blocks.modal import (
 )
 from bot.slack.clicks import Click, tell
 from bot.slack.deps import SlackDeps
-from bot.slack.fix import NOT_CONFIGURED
+from bot.slack.fix import NOT_CONFIGURED, service_of
 
 if TYPE_CHECKING:
     from bot.approvals.service import RemediationService
@@ -100,7 +100,7 @@ def submit_form(
     """Field errors in the ack; then request, post the approval message, attach it."""
     try:
         meta = ModalContext.loads(view.get("private_metadata"))
-        service = _service(deps)
+        service = service_of(deps)
         specs = get_action(meta.action).specs(service.limits)
     except UsageError as err:
         ack(response_action="update", view=error_view(err.message))
@@ -168,9 +168,3 @@ def _cancel(
 
 def _requester(request: ApprovalRequest) -> Actor:
     return Actor(id=request.requester, name=request.requester_name)
-
-
-def _service(deps: SlackDeps) -> RemediationService:
-    if deps.remediation is None:
-        raise UsageError(NOT_CONFIGURED)
-    return deps.remediation

@@ -47,7 +47,7 @@ def handle(
         reject(deps=deps, request=request, reason=reason)
         return
     if job.progress is None:  # instant (help): the answer is the ack itself
-        result = job.run()
+        result = job.run(request)
         ack(text=result.message.text, blocks=result.message.blocks, response_type="ephemeral")
         finish(deps=deps, request=request, job=job, result=result)
         return
@@ -67,7 +67,7 @@ def handle(
 def run(job: Job, request: SlashRequest) -> Result:
     """The job's result; a user-facing error (Redis down...) becomes a one-line error result."""
     try:
-        return job.execute(request)
+        return job.run(request)
     except RedisMemError as err:
         message = f"⚠ {job.subcommand}: {err.message}"
     except Exception:  # never a traceback in Slack; the log has it
