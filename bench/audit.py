@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -22,9 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from sqlalchemy import Engine, select, update
-from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -36,6 +33,7 @@ from bot.audit.migrate import upgrade  # noqa: E402
 from bot.audit.models import HEAD_ID, ChainHead  # noqa: E402
 from bot.audit.store import SqlAuditStore  # noqa: E402
 from bot.audit.verify import verify_chain  # noqa: E402
+from tests.dbfixtures import schema_url  # noqa: E402
 
 PG_URL = os.environ.get(
     "REDIS_MEM_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -48,21 +46,13 @@ COLUMNS = ("seq", "at", "actor", "actor_name", "source", "target", "action", "pa
 
 @contextmanager
 def database(backend: str) -> Iterator[str]:
-    """A fresh, migrated database URL for the backend, removed afterwards."""
+    """A fresh, empty database URL for the backend, removed afterwards."""
     if backend == "sqlite":
         with tempfile.TemporaryDirectory() as tmp:
             yield f"sqlite:///{tmp}/bench.db"
         return
-    schema = f"audit_bench_{uuid.uuid4().hex[:8]}"
-    libpq = make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(libpq, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(libpq, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with schema_url(PG_URL, prefix="audit_bench") as url:
+        yield url
 
 
 def _entry(n: int, actor: str) -> AuditEntry:
@@ -104,6 +94,8 @@ def _rows(start_seq: int, prev: str, count: int) -> Iterator[tuple[object, ...]]
 
 def bulk_load(engine: Engine, count: int) -> float:
     """Append ``count`` valid rows after the current head (executemany / COPY); rows/s."""
+    if count <= 0:  # a small --rows: nothing to load (the head must stay where it is)
+        return 0.0
     with engine.connect() as conn:
         head = conn.execute(select(ChainHead.seq, ChainHead.hash)).one()
     started, last = time.perf_counter(), (head.seq, head.hash)

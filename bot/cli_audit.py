@@ -39,18 +39,17 @@ def cli_actor() -> str:
 
 
 @contextmanager
-def _engine(*, prepare: bool = True) -> Iterator[Engine]:
-    """The audit engine; with ``prepare``, SQLite is migrated and PostgreSQL checked current
-    (as ``serve`` does), so reading a fresh embedded database works and a stale one says why."""
+def _engine(*, read_only: bool = True) -> Iterator[Engine]:
+    """The audit engine. ``read_only`` (list, verify, export) neither creates nor migrates:
+    a missing SQLite file or a database behind head is a one-line error saying so."""
     from bot.audit.engine import make_engine
-    from bot.audit.migrate import prepare_database
+    from bot.audit.migrate import check_readable
     from bot.config import Settings
 
-    url = Settings.load().database_url
-    if prepare:
-        prepare_database(url)
-    engine = make_engine(url)
+    engine = make_engine(Settings.load().database_url)
     try:
+        if read_only:
+            check_readable(engine)
         yield engine
     finally:
         engine.dispose()
@@ -157,8 +156,11 @@ def _open(path: Path | None) -> Iterator[TextIO]:
         handle = path.open("w", encoding="utf-8", newline="")
     except OSError as err:
         raise UsageError(f"cannot write {path}: {err.strerror}") from None
-    with handle:
-        yield handle
+    try:
+        with handle:
+            yield handle
+    except OSError as err:  # a full disk (/dev/full) fails on write or on close
+        raise UsageError(f"cannot write {path}: {err.strerror or err}") from None
 
 
 @db_app.command("upgrade")
@@ -170,7 +172,7 @@ def upgrade_command(
     def body() -> None:
         from bot.audit.migrate import current_revision, upgrade
 
-        with _engine(prepare=False) as engine:
+        with _engine(read_only=False) as engine:
             upgrade(engine, revision=revision)
             sys.stdout.write(f"audit database at revision {current_revision(engine)}\n")
 
@@ -184,7 +186,7 @@ def current_command() -> None:
     def body() -> None:
         from bot.audit.migrate import current_revision, head_revision
 
-        with _engine(prepare=False) as engine:
+        with _engine(read_only=False) as engine:
             current = current_revision(engine)
         head = head_revision()
         state = "up to date" if current == head else "behind: run `redis-mem db upgrade`"

@@ -1,35 +1,24 @@
 """Alembic environment for the audit database.
 
-The URL comes from the Alembic config (set by ``bot.audit.migrate``) or else
-``DATABASE_URL``; a caller may hand over an open connection instead (tests do,
-to migrate inside their own PostgreSQL schema).
+Migrations run only through ``bot.audit.migrate`` (``redis-mem db upgrade``, the
+bot's start-up, the tests), which hands over an open connection in
+``config.attributes["connection"]``: there is no alembic.ini, no URL here and
+no offline (``--sql``) mode.
 """
 
 from __future__ import annotations
-
-import os
 
 from alembic import context
 from sqlalchemy import Connection
 
 from bot.approvals import table as _approvals_table  # noqa: F401  (registers its table)
-from bot.audit.engine import make_engine
 from bot.audit.models import Base
-from bot.config import DEFAULT_DATABASE_URL
 
-config = context.config
 target_metadata = Base.metadata
 
 
-def _url() -> str:
-    return (
-        config.get_main_option("sqlalchemy.url")
-        or os.environ.get("DATABASE_URL")
-        or DEFAULT_DATABASE_URL
-    )
-
-
-def _run(connection: Connection) -> None:
+def run_migrations(connection: Connection) -> None:
+    """Migrate over the caller's connection (the caller commits)."""
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -41,29 +30,7 @@ def _run(connection: Connection) -> None:
         context.run_migrations()
 
 
-def run_migrations_offline() -> None:
-    """Emit SQL to stdout (``alembic upgrade --sql``)."""
-    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True)
-    with context.begin_transaction():
-        context.run_migrations()
-
-
-def run_migrations_online() -> None:
-    """Migrate over the given connection, or one opened from the URL."""
-    given = config.attributes.get("connection")
-    if given is not None:
-        _run(given)
-        return
-    engine = make_engine(_url())
-    try:
-        with engine.connect() as connection:
-            _run(connection)
-            connection.commit()
-    finally:
-        engine.dispose()
-
-
-if context.is_offline_mode():
-    run_migrations_offline()
-else:
-    run_migrations_online()
+_connection = context.config.attributes.get("connection")
+if _connection is None:
+    raise RuntimeError("run the audit migrations with `redis-mem db upgrade` (bot.audit.migrate)")
+run_migrations(_connection)

@@ -6,6 +6,7 @@ Fixtures: ``pytest_plugins = ("tests.remediation_support", "tests.approvals_supp
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -65,16 +66,43 @@ class StaticGroups:
 
 
 class SwitchableAudit:
-    """A real audit store that can be made to fail, as a down database would (AuditUnavailable)."""
+    """A real audit store that can be made to fail, as a down database would (AuditUnavailable):
+    always (``broken``) or only when recording the action ``fail_on``."""
 
     def __init__(self, inner: AuditSink) -> None:
         self.inner = inner
         self.broken = False
+        self.fail_on: str | None = None
 
     def record(self, entry: AuditEntry) -> None:
-        if self.broken:
+        if self.broken or entry.action == self.fail_on:
             raise AuditUnavailable("audit database sqlite:///audit.db unavailable: disk I/O error")
         self.inner.record(entry)
+
+
+class LockingAudit:
+    """A real audit store; recording ``lock_on`` first makes another SQLite connection take
+    the database's write lock (``BEGIN EXCLUSIVE``) and keep it until ``release``, so that
+    write and every later one really fail ("database is locked")."""
+
+    def __init__(self, inner: AuditSink, *, path: Path, lock_on: str) -> None:
+        self.inner = inner
+        self.path = path
+        self.lock_on = lock_on
+        self._holder: sqlite3.Connection | None = None
+
+    def record(self, entry: AuditEntry) -> None:
+        if entry.action == self.lock_on and self._holder is None:
+            self._holder = sqlite3.connect(self.path, isolation_level=None)
+            self._holder.execute("BEGIN EXCLUSIVE")
+        self.inner.record(entry)
+
+    def release(self) -> None:
+        """End the other connection's transaction: the database is writable again."""
+        if self._holder is not None:
+            self._holder.execute("ROLLBACK")
+            self._holder.close()
+            self._holder = None
 
 
 @dataclass

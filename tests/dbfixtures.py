@@ -16,6 +16,7 @@ import os
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -48,21 +49,29 @@ def _libpq_url(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+@contextmanager
+def schema_url(base_url: str = PG_URL, *, prefix: str = "audit_test") -> Iterator[str]:
+    """A URL on a new, empty PostgreSQL schema of ``base_url`` (``search_path`` in the URL,
+    so subprocesses see it too); the schema is dropped afterwards. Also used by bench/."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(_libpq_url(base_url), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    url = make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(_libpq_url(base_url), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
 def _pg_schema_url() -> Iterator[str]:
     reason = pg_unreachable_reason()
     if reason is not None:
         pytest.skip(
             f"PostgreSQL at {make_url(PG_URL).host}:{make_url(PG_URL).port} unreachable: {reason}"
         )
-    schema = f"audit_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_libpq_url(PG_URL), autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(_libpq_url(PG_URL), autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with schema_url() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -15,7 +15,15 @@ from bot.audit.canonical import (
     row_hash,
 )
 from bot.audit.store import SqlAuditStore, hashed_fields
-from bot.audit.verify import _T, VerifyResult, _columns, _stitch, verify_chain, walk
+from bot.audit.verify import (
+    _T,
+    VerifyResult,
+    _columns,
+    _stitch,
+    seq_ranges,
+    verify_chain,
+    walk,
+)
 from tests.dbfixtures import db_engine, db_url, entry, store  # noqa: F401
 
 
@@ -194,18 +202,12 @@ def test_hand_written_canonical_form_equals_json_dumps(value: str | None) -> Non
     assert canonical_row(**fields) == canonical_json(fields)
 
 
-def _seq_ranges(last: int, workers: int) -> list[tuple[int, int | None]]:
-    size = -(-last // workers)
-    los = list(range(1, last + 1, size))
-    return [(lo, lo + size - 1 if n < len(los) - 1 else None) for n, lo in enumerate(los)]
-
-
 def _stitched(engine: Engine, workers: int) -> VerifyResult:
     """What the parallel path concludes, computed in-process over the same ranges."""
     with engine.connect() as conn:
         rows = list(conn.execute(select(*_columns(engine.dialect.name)).order_by(_T.seq)))
     pieces = []
-    for lo, hi in _seq_ranges(9, workers):
+    for lo, hi in seq_ranges(9, workers):
         part = [r for r in rows if r[1] >= lo and (hi is None or r[1] <= hi)]
         pieces.append(walk(part, start_seq=lo))
     return _stitch(pieces)

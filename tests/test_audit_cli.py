@@ -5,11 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from bot.audit.migrate import head_revision
+from bot.audit.engine import make_engine
+from bot.audit.migrate import current_revision, head_revision, upgrade
 from bot.audit.store import SqlAuditStore
 from bot.cli_audit import audit_app, cli_actor, db_app
 from bot.redisproc import free_port
@@ -83,3 +86,43 @@ def test_unreachable_database_is_exit_2_without_password() -> None:
         code, _, err = _run(app, url, *args)
         assert code == 2 and "unavailable" in err and "hunter2" not in err
         assert err.count("\n") == 1
+
+
+def test_read_only_commands_never_create_a_missing_sqlite_database(tmp_path: Path) -> None:
+    path = tmp_path / "mistyped" / "adit.db"
+    path.parent.mkdir()
+    for args in (["verify"], ["list"], ["export"]):
+        code, out, err = _run(audit_app, f"sqlite:///{path}", *args)
+        assert code == 2 and out == "" and "intact" not in err
+        assert err == f"redis-mem: error: audit database {path} does not exist\n"
+    assert list(path.parent.iterdir()) == []
+
+
+def test_read_only_commands_do_not_migrate(db_url: str) -> None:  # noqa: F811
+    engine = make_engine(db_url)
+    upgrade(engine, revision="0001")
+    for args in (["verify"], ["list"], ["export"]):
+        code, _, err = _run(audit_app, db_url, *args)
+        assert code == 2 and err.count("\n") == 1
+        assert f"audit database is at revision 0001, code needs {head_revision()}" in err
+    assert current_revision(engine) == "0001"
+    engine.dispose()
+    code, _, _ = _run(db_app, db_url, "upgrade")
+    assert code == 0
+    code, out, _ = _run(audit_app, db_url, "verify")
+    assert code == 0 and "intact" in out
+
+
+def test_unknown_revision_is_one_line_usage_error(db_url: str) -> None:  # noqa: F811
+    for revision in ("nonsense", "-1"):
+        code, out, err = _run(db_app, db_url, "upgrade", "--", revision)
+        assert code == 2 and out == "" and err.count("\n") == 1
+        assert err.startswith("redis-mem: error: cannot migrate the audit database: ")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_export_to_a_full_disk_is_one_line_exit_2(db_url: str, store: SqlAuditStore) -> None:  # noqa: F811
+    store.record(entry(1))
+    code, _, err = _run(audit_app, db_url, "export", "-o", "/dev/full")
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("redis-mem: error: cannot write /dev/full: No space left")

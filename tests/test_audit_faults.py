@@ -93,3 +93,31 @@ def test_bad_database_url_is_a_config_error() -> None:
         make_engine("mysql://x@y/z")
     with pytest.raises(ConfigError, match="not a valid"):
         make_engine("not a url")
+
+
+@pytest.mark.parametrize("url", ["postgresql://u:secret@h:notaport/db", "sqlite://x:y/db"])
+def test_non_numeric_port_is_a_one_line_config_error(url: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        make_engine(url)
+    assert str(err.value) == "DATABASE_URL is not a valid database URL"
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql+asyncpg://u@h/db", "sqlite+pysqlcipher:///x.db", "postgresql+pg8000://h/d"]
+)
+def test_drivers_we_do_not_ship_are_named_in_a_config_error(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"^DATABASE_URL: unsupported database driver") as err:
+        make_engine(url)
+    assert "sqlite, sqlite+pysqlite, postgresql, postgresql+psycopg" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "driver"),
+    [("sqlite:///x.db", "sqlite"), ("sqlite+pysqlite:///x.db", "sqlite+pysqlite"),
+     ("postgresql://h/d", "postgresql+psycopg"), ("postgres://h/d", "postgresql+psycopg"),
+     ("postgresql+psycopg://h/d", "postgresql+psycopg")],
+)  # fmt: skip
+def test_shipped_drivers_are_accepted(url: str, driver: str) -> None:
+    engine = make_engine(url)
+    assert engine.url.drivername == driver
+    engine.dispose()

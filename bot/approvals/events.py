@@ -7,18 +7,12 @@ secret (``SqlAuditStore`` scrubs again on the way in).
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from bot.approvals.model import Actor, ApprovalRequest
-from bot.audit.entry import AuditEntry, Source
+from bot.audit.entry import AuditEntry
 
-_SOURCES = ("slack", "cli", "scheduler", "webhook")
 _MAX_ID = 64  # a forged id is attacker text: keep what we log of it short
-
-
-def source_of(actor: Actor) -> Source:
-    """The actor's audit source (unknown ones count as ``slack``, the only other face)."""
-    return cast(Source, actor.source if actor.source in _SOURCES else "slack")
 
 
 def request_event(
@@ -40,7 +34,7 @@ def request_event(
     return AuditEntry(
         actor=actor.id,
         actor_name=actor.name,
-        source=source_of(actor),
+        source=actor.source,
         action=action,
         outcome=outcome,
         summary=summary,
@@ -71,7 +65,7 @@ def loose_event(
     return AuditEntry(
         actor=actor.id,
         actor_name=actor.name,
-        source=source_of(actor),
+        source=actor.source,
         action=action,
         outcome=outcome,
         summary=summary,

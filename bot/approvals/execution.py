@@ -3,13 +3,17 @@
 Runs only in the caller that won the PENDING -> EXECUTING UPDATE, so nothing
 here races with another approver. Each step is audited before the next runs;
 if an audit write fails, the request ends FAILED ("audit unavailable") and the
-AuditUnavailable is raised: nothing further runs.
+AuditUnavailable is raised: nothing further runs. Once the change has run, the
+stored request keeps its result even when an audit write fails; if storing the
+end fails too (same database down), the original AuditUnavailable is raised and
+``RemediationService.expire_due`` later fails the request left EXECUTING.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from bot.approvals.events import request_event
@@ -26,7 +30,18 @@ from bot.remediation.model import ActionContext, ExecutionResult, Preview
 from bot.services.diagnose import DiagnosisService
 
 ContextFactory = Callable[[Target], ActionContext]
-EXECUTING = RequestState.EXECUTING
+UNRECORDED = "audit unavailable: verification not recorded"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Ending:
+    """How the request ends if the audit write of a step fails."""
+
+    state: RequestState
+    result: dict[str, Any] | None
+    error: str
 
 
 class Execution:
@@ -58,11 +73,12 @@ class Execution:
         self._reporter.announce(req)
         action = get_action(req.action_id)
         params = dict(req.params)
-        prepared = self._recheck(action, params)
+        preview = Preview.from_dict(req.preview)
+        prepared = self._recheck(action, params, preview)
         if isinstance(prepared, str):
             self._audited("remediation.refused", "refused", f"not executed: {prepared}")
             return self._end(RequestState.REFUSED, error=prepared)
-        result = self._execute(action, params, prepared)
+        result = self._execute(action, params, prepared, preview)
         self._audited(
             "remediation.executed" if result.complete else "remediation.failed",
             "ok" if result.complete else "error",
@@ -71,9 +87,10 @@ class Execution:
         )
         return self._verify(action, params, prepared.diagnosis, result)
 
-    def _recheck(self, action: Action[Any], params: dict[str, Any]) -> ActionContext | str:
+    def _recheck(
+        self, action: Action[Any], params: dict[str, Any], preview: Preview
+    ) -> ActionContext | str:
         """A context on a fresh diagnosis, or why the preview is wrong now."""
-        preview = Preview.from_dict(self.request.preview)
         try:
             ctx = self._context(self._diagnosis.target(self.request.target))
         except RedisMemError as err:
@@ -82,9 +99,8 @@ class Execution:
         return ctx if reason is None else reason
 
     def _execute(
-        self, action: Action[Any], params: dict[str, Any], ctx: ActionContext
+        self, action: Action[Any], params: dict[str, Any], ctx: ActionContext, preview: Preview
     ) -> ExecutionResult:
-        preview = Preview.from_dict(self.request.preview)
         try:
             return action.execute(ctx, params, self._reporter.bulk, preview=preview)
         except Exception as err:  # the catalogue states failures; this is the unforeseen rest
@@ -110,18 +126,35 @@ class Execution:
         result: ExecutionResult,
     ) -> ApprovalRequest:
         outcome = _result_dict(result)
+        final = RequestState.SUCCEEDED if result.complete else RequestState.FAILED
+        error = None if result.complete else result.state
+        status, summary, extra = self._check(action, params, before, outcome)
+        # The change WAS applied: a lost verification row must not hide its result.
+        unrecorded = _Ending(
+            final,
+            {**outcome, "verification_recorded": False},
+            UNRECORDED if error is None else f"{error}; {UNRECORDED}"[:1000],
+        )
+        self._audited("remediation.verified", status, summary, ending=unrecorded, **extra)
+        return self._end(final, result=outcome, error=error)
+
+    def _check(
+        self,
+        action: Action[Any],
+        params: dict[str, Any],
+        before: Diagnosis,
+        outcome: dict[str, Any],
+    ) -> tuple[str, str, dict[str, Any]]:
+        """Diagnose again, put the verification in ``outcome``; (audit outcome, summary, extra)."""
         try:
             after = self._diagnosis.diagnose(self.request.target)
         except RedisMemError as err:
             outcome["verification"] = None
             outcome["verification_error"] = f"could not verify: {err}"
-            self._audited("remediation.verified", "error", outcome["verification_error"])
-        else:
-            check = action.verify(before, after, params)
-            outcome["verification"] = _jsonable(asdict(check))
-            self._audited("remediation.verified", "ok", check.verdict, verdict=check.verdict)
-        final = RequestState.SUCCEEDED if result.complete else RequestState.FAILED
-        return self._end(final, result=outcome, error=None if result.complete else result.state)
+            return "error", outcome["verification_error"], {}
+        check = action.verify(before, after, params)
+        outcome["verification"] = _jsonable(asdict(check))
+        return "ok", check.verdict, {"verdict": check.verdict}
 
     def _audited(
         self,
@@ -130,9 +163,11 @@ class Execution:
         summary: str,
         *,
         result: ExecutionResult | None = None,
+        ending: _Ending | None = None,
         **extra: Any,
     ) -> None:
-        """Record one step; on AuditUnavailable end the request FAILED and re-raise."""
+        """Record one step; on AuditUnavailable end the request (``ending``, else FAILED)
+        and re-raise the original error, even when storing that end fails too."""
         if result is not None:
             extra.update(
                 keys_changed=result.keys_changed, state=result.state, complete=result.complete
@@ -149,11 +184,20 @@ class Execution:
                 )
             )
         except AuditUnavailable as err:
-            self._end(
+            ending = ending or _Ending(
                 RequestState.FAILED,
-                result=None if result is None else _result_dict(result),
-                error=f"audit unavailable, stopped before {action}: {err}"[:1000],
+                None if result is None else _result_dict(result),
+                f"audit unavailable, stopped before {action}: {err}"[:1000],
             )
+            try:
+                self._end(ending.state, result=ending.result, error=ending.error)
+            except Exception as end_err:  # the same database is likely down: keep the cause
+                log.error(
+                    "could not store the end of request %s (left executing until "
+                    "expire_due fails it): %s",
+                    self.request.id,
+                    end_err,
+                )
             raise
 
     def _end(
@@ -169,7 +213,7 @@ class Execution:
         progress = reporter.line() if reporter.scanned else reporter.request.progress
         self._store.transition(
             self.request.id,
-            expected=EXECUTING,
+            expected=RequestState.EXECUTING,
             to=state,
             result=result,
             error=error,

@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from bot.audit.entry import Source
 from bot.remediation.params import ParamSpec
 
 # A request id is uuid4().hex: the only thing a Slack button carries.
@@ -37,7 +38,7 @@ class Actor:
 
     id: str
     name: str | None = None
-    source: str = "slack"  # audit Source: slack/cli/scheduler/webhook
+    source: Source = "slack"
 
 
 SCHEDULER = Actor(id="scheduler", name=None, source="scheduler")

@@ -48,6 +48,12 @@ __all__ = ["AdapterFactory", "Progress", "RemediationService"]
 
 PENDING = RequestState.PENDING
 EXECUTING = RequestState.EXECUTING
+# Longer than any action runs: an EXECUTING request this old lost its bot (restart, or
+# its database failed while storing the end) and would otherwise stay EXECUTING forever.
+EXECUTING_LIMIT = timedelta(hours=1)
+OUTCOME_UNKNOWN = (
+    "outcome unknown: the bot stopped or lost its database while executing; see the audit trail"
+)
 
 
 class RemediationService:
@@ -65,8 +71,10 @@ class RemediationService:
         ttl: timedelta = timedelta(minutes=15),
         clock: Callable[[], datetime] = utc_now,
         progress_interval: timedelta = timedelta(seconds=1),
+        executing_limit: timedelta = EXECUTING_LIMIT,
     ) -> None:
-        """``ttl``: how long a request waits for approval; ``progress_interval``: report pace."""
+        """``ttl``: how long a request waits for approval; ``progress_interval``: report pace;
+        ``executing_limit``: after this long EXECUTING, ``expire_due`` fails a request."""
         self._store = store
         self._audit = audit
         self._diagnosis = diagnosis
@@ -76,6 +84,7 @@ class RemediationService:
         self._ttl = ttl
         self._clock = clock
         self._progress_interval = progress_interval
+        self._executing_limit = executing_limit
 
     @property
     def policy(self) -> ApproverPolicy:
@@ -283,13 +292,19 @@ class RemediationService:
         return rejected
 
     def expire_due(self) -> list[ApprovalRequest]:
-        """Mark every PENDING request past its expiry EXPIRED (each audited)."""
-        expired = []
-        for request in self._store.due(self._clock()):
+        """Mark every PENDING request past its expiry EXPIRED, and every request EXECUTING
+        longer than ``executing_limit`` FAILED (outcome unknown); each audited."""
+        now = self._clock()
+        changed = []
+        for request in self._store.due(now):
             done = self._expire(request)
             if done is not None:
-                expired.append(done)
-        return expired
+                changed.append(done)
+        for request in self._store.stuck(now - self._executing_limit):
+            done = self._fail_stuck(request)
+            if done is not None:
+                changed.append(done)
+        return changed
 
     def pending(self) -> list[ApprovalRequest]:
         """PENDING requests not yet expired, oldest first."""
@@ -318,8 +333,10 @@ class RemediationService:
         )
 
     def _load(self, request_id: str, actor: Actor) -> ApprovalRequest:
-        request = self._store.get(request_id) if valid_request_id(request_id) else None
-        if request is None:
+        """``get``, auditing an unknown id as ``access.denied``."""
+        try:
+            return self.get(request_id)
+        except Refused:
             self._record(
                 loose_event(
                     actor=actor,
@@ -329,8 +346,7 @@ class RemediationService:
                     request_id=str(request_id),
                 )
             )
-            raise Refused("unknown request")
-        return request
+            raise
 
     def _approver(self, request: ApprovalRequest, actor: Actor) -> bool:
         """Whether ``actor`` may approve; a failed group look-up refuses (fail closed, audited)."""
@@ -372,6 +388,24 @@ class RemediationService:
             )
         )
         return expired
+
+    def _fail_stuck(self, request: ApprovalRequest) -> ApprovalRequest | None:
+        """EXECUTING -> FAILED (outcome unknown); only the caller that wins audits it."""
+        if not self._store.transition(
+            request.id, expected=EXECUTING, to=RequestState.FAILED, error=OUTCOME_UNKNOWN
+        ):
+            return None
+        failed = replace(request, state=RequestState.FAILED, error=OUTCOME_UNKNOWN)
+        self._record(
+            request_event(
+                failed,
+                actor=SCHEDULER,
+                action="remediation.failed",
+                outcome="error",
+                summary=f"{request.action_id} on {request.target}: {OUTCOME_UNKNOWN}",
+            )
+        )
+        return failed
 
     def _deny(self, request: ApprovalRequest, actor: Actor, reason: str) -> Refused:
         """Audit ``access.denied`` (AuditUnavailable propagates) and return the Refused."""

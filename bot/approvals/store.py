@@ -58,9 +58,7 @@ class ApprovalStore:
 
         With ``unexpired_at`` the row must also still be unexpired at that time.
         """
-        unknown = set(changes) - _MUTABLE
-        if unknown:
-            raise ValueError(f"not a mutable approval column: {sorted(unknown)}")
+        _check(changes)
         stmt = (
             update(REQUESTS)
             .where(ApprovalRow.id == request_id, ApprovalRow.state == expected.value)
@@ -72,9 +70,7 @@ class ApprovalStore:
 
     def set_fields(self, request_id: str, **changes: Any) -> bool:
         """Set non-state columns (progress, message coordinates); True if the row exists."""
-        unknown = set(changes) - _MUTABLE
-        if unknown:
-            raise ValueError(f"not a mutable approval column: {sorted(unknown)}")
+        _check(changes)
         stmt = update(REQUESTS).where(ApprovalRow.id == request_id).values(**changes)
         return self._write(stmt, doing="updating an approval request") == 1
 
@@ -96,6 +92,18 @@ class ApprovalStore:
         )
         return self._read(query, doing="listing expired approval requests")
 
+    def stuck(self, decided_before: datetime) -> list[ApprovalRequest]:
+        """EXECUTING requests claimed before ``decided_before``, oldest first."""
+        query = (
+            select(REQUESTS)
+            .where(
+                ApprovalRow.state == RequestState.EXECUTING.value,
+                ApprovalRow.decided_at < decided_before,
+            )
+            .order_by(ApprovalRow.decided_at, ApprovalRow.id)
+        )
+        return self._read(query, doing="listing executing approval requests")
+
     def _read(self, query: Any, *, doing: str) -> list[ApprovalRequest]:
         try:
             with self.engine.connect() as conn:
@@ -113,6 +121,12 @@ class ApprovalStore:
                     return int(conn.execute(stmt).rowcount)
         except DB_ERRORS as err:
             raise unavailable(self.engine, err, doing=doing) from None
+
+
+def _check(changes: dict[str, Any]) -> None:
+    unknown = set(changes) - _MUTABLE
+    if unknown:
+        raise ValueError(f"not a mutable approval column: {sorted(unknown)}")
 
 
 def _request(row: Row[Any]) -> ApprovalRequest:

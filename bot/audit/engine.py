@@ -14,21 +14,25 @@ from bot.errors import ConfigError
 WRITE_LOCK = "audit_write_lock"
 SQLITE_BUSY_SECONDS = 15.0
 PG_CONNECT_TIMEOUT_SECONDS = 5
+# The drivers the package installs; any other one would fail later on a missing module.
+DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")
 
 
 def parse_database_url(url: str | URL) -> URL:
     """Parse ``DATABASE_URL``; plain ``postgresql://`` means psycopg 3 (the driver we ship)."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ConfigError("DATABASE_URL is not a valid database URL") from None
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+    if parsed.drivername == "postgres":
+        parsed = parsed.set(drivername="postgresql")
+    if parsed.drivername not in DRIVERS:
         raise ConfigError(
-            f"DATABASE_URL: unsupported database {parsed.get_backend_name()!r} "
-            "(use sqlite:/// or postgresql://)"
+            f"DATABASE_URL: unsupported database driver {parsed.drivername!r} "
+            f"(use one of: {', '.join(DRIVERS)})"
         )
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
 
 

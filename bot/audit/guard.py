@@ -1,4 +1,9 @@
-"""Fail-closed wrapper for changes: no audit record, no change."""
+"""Fail-closed wrapper for changes: no audit record, no change.
+
+Not used by the approval flow (``bot.approvals`` orders its own audit rows, see
+docs/decisions/approvals.md); kept as the small API for future writers that
+change things outside it, such as a scheduler job.
+"""
 
 from __future__ import annotations
 

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine
 
 from bot.audit.engine import make_engine
 from bot.audit.failures import DB_ERRORS, unavailable
-from bot.errors import ConfigError
+from bot.errors import ConfigError, UsageError
 
 MIGRATIONS_ENV = "REDIS_MEM_MIGRATIONS_DIR"
 
@@ -29,13 +31,10 @@ def migrations_dir() -> Path:
     return path
 
 
-def alembic_config(*, url: str | None = None, connection: Connection | None = None) -> Config:
+def alembic_config(*, connection: Connection | None = None) -> Config:
     """An Alembic Config built in code: no alembic.ini, no dependence on the cwd."""
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
-    if url is not None:
-        # '%' is interpolation syntax in ConfigParser; escape it in URLs.
-        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     if connection is not None:
         config.attributes["connection"] = connection
     return config
@@ -59,7 +58,7 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, *, revision: str = "head") -> None:
-    """Apply migrations up to ``revision`` over the engine."""
+    """Apply migrations up to ``revision`` over the engine; UsageError for an unknown one."""
     _run(engine, lambda config: command.upgrade(config, revision))
 
 
@@ -80,6 +79,18 @@ def prepare_database(url: str) -> None:
         engine.dispose()
 
 
+def check_readable(engine: Engine) -> None:
+    """For read-only commands: never create nor migrate. ConfigError when a SQLite file is
+    missing (a mistyped path must not read as an empty, intact trail) or the database is
+    not at head; AuditUnavailable when it cannot be reached."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        path = Path(url.database or "")
+        if not url.query.get("uri") and not path.exists():
+            raise ConfigError(f"audit database {path} does not exist")
+    ensure_current(engine)
+
+
 def ensure_current(engine: Engine) -> None:
     """Raise ConfigError unless the database is at the head revision."""
     current, head = current_revision(engine), head_revision()
@@ -90,11 +101,13 @@ def ensure_current(engine: Engine) -> None:
         )
 
 
-def _run(engine: Engine, step: object) -> None:
-    assert callable(step)
+def _run(engine: Engine, step: Callable[[Config], object]) -> None:
     try:
         with engine.connect() as conn:
             step(alembic_config(connection=conn))
             conn.commit()
     except DB_ERRORS as err:
         raise unavailable(engine, err, doing="applying migrations") from None
+    except CommandError as err:  # e.g. an unknown revision name
+        message = " ".join(str(err).split())[:300]
+        raise UsageError(f"cannot migrate the audit database: {message}") from None

@@ -11,12 +11,15 @@ _RELATIVE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def parse_since(text: str, *, now: datetime | None = None) -> datetime:
+def parse_since(text: str) -> datetime:
     """An aware UTC datetime; naive ISO values are taken as UTC. Raises UsageError."""
     match = _RELATIVE.match(text)
     if match:
         amount, unit = int(match.group(1)), _UNITS[match.group(2).lower()]
-        return (now or datetime.now(UTC)) - timedelta(**{unit: amount})
+        try:
+            return datetime.now(UTC) - timedelta(**{unit: amount})
+        except OverflowError:  # timedelta over 999999999 days, or a date before year 1
+            raise UsageError(f"--since {text.strip()!r}: too far back") from None
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:

@@ -124,11 +124,16 @@ def _verify_range_by_url(url: str, lo: int, hi: int | None) -> Piece:
         engine.dispose()
 
 
-def _parallel(engine: Engine, *, last: int, workers: int) -> list[Piece]:
+def seq_ranges(last: int, workers: int) -> list[tuple[int, int | None]]:
+    """Split seq 1..``last`` into at most ``workers`` ranges (lo, hi); the last is open
+    (hi None) so rows appended after the head (forged) are still checked."""
     size = -(-last // workers)
-    bounds = [(lo, lo + size - 1) for lo in range(1, last + 1, size)]
-    # The last range is open: rows appended after the head (forged) are still checked.
-    ranges = [(lo, hi if n < len(bounds) - 1 else None) for n, (lo, hi) in enumerate(bounds)]
+    los = list(range(1, last + 1, size))
+    return [(lo, lo + size - 1 if n < len(los) - 1 else None) for n, lo in enumerate(los)]
+
+
+def _parallel(engine: Engine, *, last: int, workers: int) -> list[Piece]:
+    ranges = seq_ranges(last, workers)
     url = engine.url.render_as_string(hide_password=False)
     # spawn, not fork: the parent may hold threads and pooled connections.
     context = multiprocessing.get_context("spawn")
