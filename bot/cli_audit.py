@@ -184,9 +184,10 @@ def current_command() -> None:
     """Print the database's revision and the code's head."""
 
     def body() -> None:
-        from bot.audit.migrate import current_revision, head_revision
+        from bot.audit.migrate import check_exists, current_revision, head_revision
 
         with _engine(read_only=False) as engine:
+            check_exists(engine)  # reading the revision must not create the file
             current = current_revision(engine)
         head = head_revision()
         state = "up to date" if current == head else "behind: run `redis-mem db upgrade`"

@@ -91,8 +91,9 @@ def test_unreachable_database_is_exit_2_without_password() -> None:
 def test_read_only_commands_never_create_a_missing_sqlite_database(tmp_path: Path) -> None:
     path = tmp_path / "mistyped" / "adit.db"
     path.parent.mkdir()
-    for args in (["verify"], ["list"], ["export"]):
-        code, out, err = _run(audit_app, f"sqlite:///{path}", *args)
+    for app, args in ((audit_app, ["verify"]), (audit_app, ["list"]), (audit_app, ["export"]),
+                      (db_app, ["current"])):  # fmt: skip
+        code, out, err = _run(app, f"sqlite:///{path}", *args)
         assert code == 2 and out == "" and "intact" not in err
         assert err == f"redis-mem: error: audit database {path} does not exist\n"
     assert list(path.parent.iterdir()) == []

@@ -83,12 +83,17 @@ def check_readable(engine: Engine) -> None:
     """For read-only commands: never create nor migrate. ConfigError when a SQLite file is
     missing (a mistyped path must not read as an empty, intact trail) or the database is
     not at head; AuditUnavailable when it cannot be reached."""
+    check_exists(engine)
+    ensure_current(engine)
+
+
+def check_exists(engine: Engine) -> None:
+    """ConfigError when a SQLite database file is missing (opening it would create it)."""
     url = engine.url
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         path = Path(url.database or "")
         if not url.query.get("uri") and not path.exists():
             raise ConfigError(f"audit database {path} does not exist")
-    ensure_current(engine)
 
 
 def ensure_current(engine: Engine) -> None:
