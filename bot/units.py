@@ -80,3 +80,51 @@ def format_duration(seconds: float | None) -> str:
     if seconds < 86400:
         return f"{seconds / 3600:.1f}h"
     return f"{seconds / 86400:.1f}d"
+
+
+# Prometheus-style durations: one or more <number><unit> parts, largest unit first
+# ("30s", "10m", "4h", "1h30m", "14d"); a bare number is seconds (``for: 0``).
+_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w)")
+_DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+MAX_DURATION_SECONDS = 366 * 86400  # no for, repeat interval or retention is longer than a year
+
+
+def parse_duration(text: object) -> float:
+    """Seconds in ``30s``, ``10m``, ``4h``, ``1h30m``, ``14d`` or bare seconds; else UsageError.
+
+    The grammar is Prometheus's (``for:``, ``keep_firing_for:``): units ms, s, m, h,
+    d, w, each at most once, largest first.
+    """
+    raw = str(text).strip()
+    if raw.isascii() and raw.isdecimal() and len(raw) <= 12:  # YAML's ``for: 30``: seconds
+        raw = f"{int(raw)}s" if int(raw) else "0s"
+    parts = _DURATION_PART.findall(raw)
+    units = [unit for _, unit in parts]
+    ordered = sorted(units, key=lambda u: -_DURATION_SECONDS[u])
+    if (
+        not parts
+        or "".join(n + u for n, u in parts) != raw
+        or units != ordered
+        or (len(set(units)) != len(units))
+    ):
+        shown = raw if len(raw) <= 40 else raw[:39] + "…"
+        raise UsageError(f"invalid duration {shown!r}: use e.g. 30s, 10m, 4h, 1h30m or 14d")
+    if any(len(number) > 12 for number, _ in parts):  # never convert a 4,000-digit number
+        raise UsageError(f"invalid duration {raw[:40]!r}: at most {MAX_DURATION_SECONDS // 86400}d")
+    seconds = sum(int(number) * _DURATION_SECONDS[unit] for number, unit in parts)
+    if seconds > MAX_DURATION_SECONDS:
+        raise UsageError(f"invalid duration {raw[:40]!r}: at most {MAX_DURATION_SECONDS // 86400}d")
+    return float(seconds)
+
+
+def prometheus_duration(seconds: float) -> str:
+    """A duration in Prometheus's spelling (``1h30m``, ``45s``, ``0s``), whole ms at most."""
+    millis = round(seconds * 1000)
+    if millis == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        count, millis = divmod(millis, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
