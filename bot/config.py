@@ -16,7 +16,8 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from bot.errors import ConfigError, TargetNotFound
+from bot.errors import ConfigError, TargetNotFound, UsageError
+from bot.units import parse_duration
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_DATABASE_URL = "sqlite:///redis-mem.db"
@@ -92,6 +93,8 @@ class Target(BaseModel):
     redis_url: str = DEFAULT_REDIS_URL
     password_env: str | None = None
     session_pattern: str = "session:*"
+    # Where this target's alerts are posted (overrides REDIS_MEM_CHANNEL).
+    channel: str | None = Field(None, min_length=1, max_length=80)
     kubernetes: KubeCoordinates = Field(default_factory=KubeCoordinates)
 
     @field_validator("redis_url")
@@ -193,6 +196,43 @@ class Settings(BaseSettings):
         default_factory=Thresholds,
         validation_alias=AliasChoices("REDIS_MEM_THRESHOLDS", "thresholds"),
     )
+    check_interval: int = Field(
+        60,
+        ge=1,
+        le=86_400,
+        validation_alias="REDIS_MEM_CHECK_INTERVAL",
+        description="seconds between scheduled health checks",
+    )
+    # A hung Redis costs this much of its own check and never delays the others'.
+    check_timeout: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        validation_alias="REDIS_MEM_CHECK_TIMEOUT",
+        description="seconds a target's check may take before it counts as unreachable",
+    )
+    rules_file: Path | None = Field(None, validation_alias="REDIS_MEM_RULES_FILE")
+    repeat_interval: float = Field(
+        4 * 3600.0,
+        validation_alias="REDIS_MEM_REPEAT_INTERVAL",
+        description="reminder cadence of a firing alert nobody acknowledged (0: none)",
+    )
+    sample_retention: float = Field(
+        14 * 86400.0,
+        validation_alias="REDIS_MEM_SAMPLE_RETENTION",
+        description="how long health-check samples are kept",
+    )
+
+    @field_validator("repeat_interval", "sample_retention", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        """``4h``, ``14d``, ``30m`` or bare seconds; pydantic makes the error one line."""
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+            return float(value)
+        try:
+            return parse_duration(value)
+        except UsageError as err:
+            raise ValueError(err.message) from None
 
     @classmethod
     def load(cls) -> Settings:
@@ -208,7 +248,8 @@ class Settings(BaseSettings):
 def _first_error(err: ValidationError) -> str:
     first = err.errors()[0]
     where = ".".join(str(p) for p in first.get("loc", ())) or "value"
-    return f"{where}: {first.get('msg', 'invalid')}"
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{where}: {message}"
 
 
 def load_targets(settings: Settings) -> dict[str, Target]:

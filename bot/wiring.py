@@ -22,9 +22,14 @@ from bot.audit.migrate import prepare_database
 from bot.audit.store import SqlAuditStore
 from bot.config import DEFAULT_TARGET_NAME, Settings, Target, load_targets
 from bot.errors import UsageError
+from bot.health.digest import diagnose_for_alert
+from bot.health.rulesfile import load_rules
+from bot.health.service import HealthService
+from bot.health.store import SqlHealthStore
 from bot.kube.lazy import LazyCluster
 from bot.redisinfo.ops import LiveRedisOps
 from bot.redisinfo.probe import LiveRedisProbe
+from bot.redisinfo.sampler import LiveSampleSource
 from bot.redisinfo.snapshot import RedisProbe
 from bot.remediation.model import RemediationLimits, utc_now
 from bot.remediation.ports import Cluster, RedisOps
@@ -125,6 +130,41 @@ def remediation_service(
         limits=RemediationLimits(max_keys=settings.max_keys),
         ttl=timedelta(minutes=settings.approval_ttl_minutes),
         clock=clock,
+    )
+
+
+def health_service(
+    settings: Settings,
+    *,
+    engine: Engine,
+    audit: AuditSink,
+    diagnosis: DiagnosisService | None = None,
+    targets: dict[str, Target] | None = None,
+    on_events: Callable[[], None] = lambda: None,
+    clock: Callable[[], datetime] = utc_now,
+) -> HealthService:
+    """The scheduled health checks over real Redis connections and the audit database.
+
+    ``diagnosis``: when given, alerts that fire carry a fresh diagnosis. Raises
+    ConfigError for a bad REDIS_MEM_RULES_FILE.
+    """
+    diagnoser = None
+    if diagnosis is not None:
+        diagnoser = diagnose_for_alert(lambda name: diagnosis.diagnose(name), clock=clock)
+    return HealthService(
+        targets=targets if targets is not None else load_targets(settings),
+        source=LiveSampleSource(timeout=settings.check_timeout),
+        store=SqlHealthStore(engine),
+        rules=load_rules(settings.rules_file),
+        audit=audit,
+        interval=settings.check_interval,
+        timeout=settings.check_timeout,
+        repeat_interval=timedelta(seconds=settings.repeat_interval),
+        retention=timedelta(seconds=settings.sample_retention),
+        default_channel=settings.channel,
+        diagnoser=diagnoser,
+        clock=clock,
+        on_events=on_events,
     )
 
 

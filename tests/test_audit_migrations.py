@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from bot.approvals import table as _approvals_table  # noqa: F401  (its table is in Base.metadata)
+from bot.health import tables as _health_tables  # noqa: F401  (their tables too)
 from bot.audit.engine import make_engine
 from bot.audit.migrate import (
     MIGRATIONS_ENV,

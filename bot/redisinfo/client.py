@@ -38,8 +38,20 @@ def connect(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> redis.Redis:
     binary key name survives the round trip when sent back as ``key_bytes(key)``.
     Raises ConfigError for a malformed URL, RedisUnavailable when Redis cannot be used.
     """
+    client = client_for(url, timeout=timeout)
+    with redis_errors(url, timeout=timeout):
+        try:
+            client.ping()
+        except BaseException:
+            client.close()
+            raise
+    return client
+
+
+def client_for(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> redis.Redis:
+    """A client of the Redis at ``url`` (no connection yet), set up as ``connect`` says."""
     try:
-        client = redis.Redis.from_url(
+        return redis.Redis.from_url(
             url,
             socket_connect_timeout=timeout,
             socket_timeout=timeout,
@@ -53,13 +65,6 @@ def connect(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> redis.Redis:
     except (ValueError, TypeError) as err:
         message = _scrub(str(err), url)
         raise ConfigError(f"invalid Redis URL {redact_url(url)}: {message}") from None
-    with redis_errors(url, timeout=timeout):
-        try:
-            client.ping()
-        except BaseException:
-            client.close()
-            raise
-    return client
 
 
 def key_bytes(key: str) -> bytes:

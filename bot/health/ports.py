@@ -1,0 +1,152 @@
+"""What the health service needs from the world, as Protocols; adapters are passed in.
+
+The composition root (``bot.wiring``) passes the real ones: ``LiveSampleSource``
+(Redis), ``SqlHealthStore`` (the audit database), the Slack or terminal notifier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from bot.config import Target
+from bot.health.alerts import AlertChange
+from bot.health.model import Alert, AlertDiagnosis, AlertEvent, RuleState, Sample
+
+
+class SampleSource(Protocol):
+    """Reads one sample of a target (INFO memory/stats/clients, DBSIZE)."""
+
+    def read(self, target: Target, *, at: datetime) -> Sample:
+        """A reachable sample stamped ``at``; raises RedisMemError when it cannot read."""
+        ...
+
+    def close(self) -> None:
+        """Drop every connection kept open between checks."""
+        ...
+
+
+# Takes the short diagnosis an alert message shows (the existing engine, sampled);
+# never raises: a failure is an AlertDiagnosis whose ``error`` says why.
+Diagnoser = Callable[[str], AlertDiagnosis]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything one evaluation of one target writes, in one transaction.
+
+    states: rule id -> new state, None to delete (the rule went inactive).
+    """
+
+    target: str
+    sample: Sample
+    states: Mapping[str, RuleState | None]
+    changes: Sequence[AlertChange] = ()
+    events: Sequence[AlertEvent] = ()
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event in the outbox: its id, whether it was audited, how often delivery failed."""
+
+    id: int
+    event: AlertEvent
+    audited: bool = False
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class Snooze:
+    """Who snoozed an alert, and until when."""
+
+    by: str
+    until: datetime
+
+
+class HealthStore(Protocol):
+    """Samples, rule states, alerts and the event outbox (``SqlHealthStore`` is one).
+
+    Every method raises AuditUnavailable when the database cannot be used.
+    """
+
+    def recent_samples(self, *, since: datetime) -> dict[str, list[Sample]]:
+        """Samples taken at or after ``since`` by target, oldest first."""
+        ...
+
+    def rule_states(self) -> dict[str, dict[str, RuleState]]:
+        """Stored (pending or firing) rule states: target -> rule id -> state."""
+        ...
+
+    def open_alerts(self, target: str | None = None) -> list[Alert]:
+        """Firing alerts (of ``target``, or every target), oldest first."""
+        ...
+
+    def get_alert(self, alert_id: str) -> Alert | None:
+        """The alert with that id, or None."""
+        ...
+
+    def record(self, evaluation: Evaluation) -> None:
+        """Store the sample, the states, the alert changes and the events atomically."""
+        ...
+
+    def acknowledge(self, alert_id: str, *, by: str, at: datetime) -> bool:
+        """Acknowledge a firing, unacknowledged alert; True if this call did it."""
+        ...
+
+    def snooze(self, alert_id: str, *, snooze: Snooze) -> bool:
+        """Snooze a firing alert until ``snooze.until``; True if the alert was firing."""
+        ...
+
+    def add_events(self, events: Sequence[AlertEvent], *, audited: bool) -> None:
+        """Append events to the outbox."""
+        ...
+
+    def due_events(self, now: datetime, *, limit: int = 200) -> list[StoredEvent]:
+        """Undelivered events whose next attempt is due, oldest first."""
+        ...
+
+    def mark_audited(self, event_id: int) -> None:
+        """The event's audit row is written."""
+        ...
+
+    def mark_delivered(self, event_id: int, *, at: datetime, error: str | None = None) -> None:
+        """The event needs no more delivery (``error``: it was given up)."""
+        ...
+
+    def mark_failed(self, event_id: int, *, error: str, retry_at: datetime) -> None:
+        """Delivery failed; try again at ``retry_at``."""
+        ...
+
+    def set_message(self, alert_id: str, *, channel: str, ts: str) -> None:
+        """Where the alert's message was posted."""
+        ...
+
+    def prune(self, *, before: datetime) -> int:
+        """Delete samples and delivered events older than ``before``; how many rows went."""
+        ...
+
+
+class NotifyError(Exception):
+    """A notifier could not deliver an event; ``transient``: worth trying again later."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What a delivery produced: the message it posted, if it posted one."""
+
+    channel: str | None = None
+    ts: str | None = None
+
+
+class Notifier(Protocol):
+    """Delivers alert events to people: Slack messages, or lines in a terminal."""
+
+    def deliver(self, event: AlertEvent, alert: Alert | None) -> Delivered:
+        """Deliver ``event`` (``alert``: its alert as stored now); raises NotifyError."""
+        ...

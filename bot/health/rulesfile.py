@@ -1,0 +1,123 @@
+"""REDIS_MEM_RULES_FILE: per-rule overrides of the defaults, checked at start-up.
+
+```yaml
+rules:
+  memory-warning: {threshold: 0.75, for: 30s}
+  eviction-rate: {enabled: false}
+```
+Fields: ``threshold``, ``for``, ``keep_firing_for``, ``severity`` (warning|critical),
+``enabled``. Any mistake is one ConfigError naming the file, the rule and the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.diagnosis.model import Severity
+from bot.errors import ConfigError, UsageError
+from bot.health.rules import RULES_BY_ID, ConfiguredRule, RuleBook, RuleConfig
+from bot.units import parse_duration
+
+FIELDS = ("threshold", "for", "keep_firing_for", "severity", "enabled")
+# Thresholds that are shares of a limit (maxmemory, maxclients) must lie in (0, 1].
+RATIO_RULES = frozenset(
+    {"memory-warning", "memory-critical", "connections-exhausted", "memory-forecast"}
+)
+MAX_RATE = 1e9  # evictions per second: far beyond any Redis
+
+
+def load_rules(path: Path | None) -> RuleBook:
+    """The rules with the file's overrides applied (the defaults when ``path`` is None)."""
+    book = RuleBook.defaults()
+    if path is None:
+        return book
+    overrides = _read(path)
+    rules = []
+    for configured in book.rules:
+        raw = overrides.get(configured.id)
+        if raw is None:
+            rules.append(configured)
+            continue
+        try:
+            config = apply_overrides(configured.id, configured.config, raw)
+        except UsageError as err:
+            raise ConfigError(f"rules file {path}: {err.message}") from None
+        rules.append(ConfiguredRule(configured.rule, config))
+    return RuleBook(tuple(rules))
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        document: Any = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise ConfigError(f"cannot read rules file {path}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"rules file {path} is not UTF-8 text") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"rules file {path} is not valid YAML: {err}".splitlines()[0]) from None
+    rules = document.get("rules") if isinstance(document, dict) else None
+    if not isinstance(rules, dict):
+        raise ConfigError(f"rules file {path}: expected a mapping under 'rules:' keyed by rule id")
+    for rule_id, fields in rules.items():
+        if str(rule_id) not in RULES_BY_ID:
+            known = ", ".join(RULES_BY_ID)
+            raise ConfigError(
+                f"rules file {path}: unknown rule {str(rule_id)[:40]!r} (known: {known})"
+            )
+        if not isinstance(fields, dict):
+            raise ConfigError(f"rules file {path}: {rule_id}: expected a mapping of fields")
+    return {str(k): v for k, v in rules.items()}
+
+
+def apply_overrides(rule_id: str, config: RuleConfig, raw: dict[Any, Any]) -> RuleConfig:
+    """``config`` with the fields of ``raw`` applied; UsageError names the bad field."""
+    for name in raw:
+        if name not in FIELDS:
+            raise UsageError(
+                f"{rule_id}: unknown field {str(name)[:40]!r} (fields: {', '.join(FIELDS)})"
+            )
+    changes: dict[str, Any] = {}
+    if "threshold" in raw:
+        changes["threshold"] = _threshold(rule_id, raw["threshold"])
+    for name, attr in (("for", "for_seconds"), ("keep_firing_for", "keep_firing_for_seconds")):
+        if name in raw:
+            changes[attr] = _duration(rule_id, name, raw[name])
+    if "severity" in raw:
+        changes["severity"] = _severity(rule_id, raw["severity"])
+    if "enabled" in raw:
+        if not isinstance(raw["enabled"], bool):
+            raise UsageError(f"{rule_id}.enabled: expected true or false")
+        changes["enabled"] = raw["enabled"]
+    return replace(config, **changes)
+
+
+def _threshold(rule_id: str, value: Any) -> float:
+    if rule_id == "store-down":
+        raise UsageError("store-down.threshold: store-down has no threshold (it fires when down)")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise UsageError(f"{rule_id}.threshold: expected a number (got {str(value)[:40]!r})")
+    number = float(value)
+    if rule_id in RATIO_RULES and not 0 < number <= 1:
+        raise UsageError(f"{rule_id}.threshold: a share of the limit, between 0 and 1 (e.g. 0.8)")
+    if not 0 < number <= MAX_RATE:
+        raise UsageError(f"{rule_id}.threshold: must be above 0 (keys per second)")
+    return number
+
+
+def _duration(rule_id: str, name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise UsageError(f"{rule_id}.{name}: expected a duration like 30s, 10m or 4h")
+    try:
+        return parse_duration(value)
+    except UsageError as err:
+        raise UsageError(f"{rule_id}.{name}: {err.message}") from None
+
+
+def _severity(rule_id: str, value: Any) -> Severity:
+    if value not in (Severity.WARNING.value, Severity.CRITICAL.value):
+        raise UsageError(f"{rule_id}.severity: expected warning or critical")
+    return Severity(value)
