@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 
 from bot.audit.entry import AuditEntry, AuditSink
 from bot.errors import AuditUnavailable
-from bot.health.model import Alert, AlertEvent
-from bot.health.ports import HealthStore, Notifier, NotifyError, StoredEvent
+from bot.health.model import AlertEvent
+from bot.health.ports import Delivered, HealthStore, Notifier, NotifyError, StoredEvent
 
 log = logging.getLogger(__name__)
 
@@ -93,17 +93,26 @@ class Dispatcher:
         try:
             delivered = self._notifier.deliver(event, alert)
         except NotifyError as err:
-            return self._failed(stored, err, alert)
+            if err.posted is not None:
+                try:
+                    self._keep_message(event, err.posted)
+                except AuditUnavailable as db_err:  # the retry may post it once more
+                    log.warning("alert message not recorded: %s", db_err.message)
+            return self._failed(stored, err)
         try:
-            if delivered.channel and delivered.ts and event.alert_id:
-                self._store.set_message(event.alert_id, channel=delivered.channel, ts=delivered.ts)
+            self._keep_message(event, delivered)
             self._store.mark_delivered(stored.id, at=self._clock())
         except AuditUnavailable as err:
             log.warning("delivery of alert event %s not recorded: %s", stored.id, err.message)
             return False
         return True
 
-    def _failed(self, stored: StoredEvent, err: NotifyError, alert: Alert | None) -> bool:
+    def _keep_message(self, event: AlertEvent, delivered: Delivered) -> None:
+        """Store where the alert's message was posted (raises AuditUnavailable)."""
+        if delivered.channel and delivered.ts and event.alert_id:
+            self._store.set_message(event.alert_id, channel=delivered.channel, ts=delivered.ts)
+
+    def _failed(self, stored: StoredEvent, err: NotifyError) -> bool:
         now = self._clock()
         what = f"{stored.event.target} {stored.event.rule} {stored.event.kind}"
         try:

@@ -128,20 +128,25 @@ class HealthStore(Protocol):
         ...
 
 
-class NotifyError(Exception):
-    """A notifier could not deliver an event; ``transient``: worth trying again later."""
-
-    def __init__(self, message: str, *, transient: bool) -> None:
-        super().__init__(message)
-        self.transient = transient
-
-
 @dataclass(frozen=True)
 class Delivered:
     """What a delivery produced: the message it posted, if it posted one."""
 
     channel: str | None = None
     ts: str | None = None
+
+
+class NotifyError(Exception):
+    """A notifier could not deliver an event; ``transient``: worth trying again later.
+
+    posted: a message the notifier did post before failing (its thread reply failed, say):
+    stored before the retry, so the retry updates that message instead of posting twice.
+    """
+
+    def __init__(self, message: str, *, transient: bool, posted: Delivered | None = None) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.posted = posted
 
 
 class Notifier(Protocol):
