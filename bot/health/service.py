@@ -14,6 +14,7 @@ Ordering rules (docs/decisions/health-checks.md):
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import uuid
 from collections import deque
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 HISTORY = timedelta(milliseconds=max(FORECAST_RANGE_MS, EVICTION_RANGE_MS) + LOOKBACK_MS)
 GRACE_SECONDS = 1.0  # a round waits this much beyond the per-target timeout
 MAX_PARALLEL = 32
-ALERT_ID_LENGTH = 32
+ALERT_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex: all a button carries
 NO_DIAGNOSIS_GROUPS = frozenset({"store-down"})  # an unreachable store cannot be diagnosed
 
 
@@ -315,7 +316,7 @@ class HealthService:
 
     def _clicked(self, alert_id: str, *, actor: str, action: str, on: str | None) -> Alert:
         """The firing alert a button names; Refused for a forged, unknown or stale id."""
-        if len(alert_id) != ALERT_ID_LENGTH or not alert_id.isalnum() or not alert_id.islower():
+        if not ALERT_ID.fullmatch(alert_id):
             raise self._refuse(alert_id, actor, action, "that is not an alert id")
         alert = self._store.get_alert(alert_id)
         if alert is None:
