@@ -147,7 +147,7 @@ class HealthService:
                     late.append(name)
                     continue
                 self._in_flight.add(name)
-            futures[name] = self._pool.submit(self._guarded, target, now)
+            futures[name] = self._pool.submit(self.check_target, target, now)
         done, _ = wait(futures.values(), timeout=self._timeout + GRACE_SECONDS)
         checks = tuple(f.result() for f in futures.values() if f in done)
         late += [name for name, f in futures.items() if f not in done]
@@ -155,7 +155,11 @@ class HealthService:
             log.warning("check round %s: still running at the deadline: %s", now, ", ".join(late))
         return RoundResult(at=now, checks=checks, late=tuple(late))
 
-    def _guarded(self, target: Target, now: datetime) -> TargetCheck:
+    def check_target(self, target: Target, now: datetime) -> TargetCheck:
+        """Check one target at ``now`` in this thread (a round runs these concurrently).
+
+        Never raises: an unexpected error is logged and reported in ``error``.
+        """
         try:
             return self._check(target, now)
         except Exception:  # one broken target must not break the round
