@@ -36,8 +36,10 @@ from bot.remediation.ports import Cluster, RedisOps
 from bot.services.diagnose import DiagnosisService
 
 if TYPE_CHECKING:
-    from apscheduler.schedulers.background import BackgroundScheduler
     from slack_sdk import WebClient
+
+    from bot.runtime.scheduler import JobScheduler
+    from bot.runtime.worker import WakeableWorker
 
 
 def targets_for(
@@ -169,39 +171,44 @@ def health_service(
 
 
 def run_bot(settings: Settings) -> None:
-    """``redis-mem serve``: wire the audit store, the diagnosis and the Bolt app, then serve.
+    """``redis-mem serve``: wire the audit store, the services, the Bolt app and the runtime.
 
-    Every configuration problem (Slack credentials, targets file, audit database
-    behind its migrations) is a one-line error before anything listens.
+    Every configuration problem (Slack credentials, targets or rules file, audit database
+    behind its migrations) is a one-line error before anything listens. The runtime then
+    runs the scheduler (health checks, approval expiry, retention) and the alert outbox
+    beside the HTTP server, and stops them in reverse order on SIGTERM.
     """
     import logging
-
-    from prometheus_client import CollectorRegistry
-    from slack_sdk import WebClient
 
     # One line per record on stderr, for kubectl logs; our messages carry no secrets
     # (errors are redacted where they are made), and Bolt logs no tokens at INFO.
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from prometheus_client import CollectorRegistry
+
+    from bot.runtime.component import Runtime
     from bot.serve import serve
-    from bot.slack.app import api_base_url, build_app, slack_credentials
+    from bot.slack.app import alert_client, build_app, slack_credentials
     from bot.slack.groups import SlackGroupResolver
     from bot.slack.listeners.approvals import fix_executor
     from bot.slack.metrics import BotMetrics
 
-    token, _ = slack_credentials(settings)
+    slack_credentials(settings)
     store, engine = audit_store(settings)
     registry = CollectorRegistry()
     diagnosis = diagnosis_service(settings)
-    # Its own client: build_app checks the token with auth.test; this one only lists groups.
-    slack = WebClient(token=token, base_url=api_base_url(settings.slack_api_url))
+    # Its own client (bounded retries on 429/5xx): build_app's checks the token with auth.test.
+    slack = alert_client(settings)
     remediation = remediation_service(
         settings,
         engine=engine,
         audit=store,
         diagnosis=diagnosis,
         resolver=SlackGroupResolver(slack),
+    )
+    outbox, health = alert_outbox(
+        settings, engine=engine, audit=store, client=slack, diagnosis=diagnosis
     )
     fixes = fix_executor()
     app = build_app(
@@ -212,34 +219,225 @@ def run_bot(settings: Settings) -> None:
         audit_reader=store,
         remediation=remediation,
         fix_executor=fixes,
+        health=health,
     )
-    sweeper = expiry_scheduler(remediation=remediation, client=slack)
-    sweeper.start()
+    scheduler = scheduled_jobs(settings, remediation=remediation, client=slack, health=health)
     try:
-        serve(settings=settings, app=app, registry=registry, ready=database_ready(engine))
+        Runtime([scheduler, outbox]).run(
+            lambda: serve(
+                settings=settings, app=app, registry=registry, ready=database_ready(engine)
+            )
+        )
     finally:
         # Stopped (SIGTERM): no new work arrives. Let running fixes finish so none
         # stops halfway; approvals still queued stay pending (nothing ran).
         logging.getLogger(__name__).info("shutting down: waiting for running fixes")
-        sweeper.shutdown(wait=False)
         fixes.shutdown(wait=True, cancel_futures=True)
+        health.close()
         engine.dispose()
 
 
-def expiry_scheduler(*, remediation: RemediationService, client: WebClient) -> BackgroundScheduler:
-    """An (unstarted) APScheduler that expires undecided approval requests every 30 s."""
-    from apscheduler.schedulers.background import BackgroundScheduler
+def alert_outbox(
+    settings: Settings,
+    *,
+    engine: Engine,
+    audit: AuditSink,
+    client: WebClient,
+    diagnosis: DiagnosisService,
+) -> tuple[WakeableWorker, HealthService]:
+    """The health service and the worker that delivers its events to Slack.
 
+    A check round or a click wakes the worker; it also polls, for failed deliveries.
+    """
+    from bot.health.dispatch import Dispatcher
+    from bot.runtime.worker import WakeableWorker
+    from bot.slack.notifier import SlackNotifier
+
+    dispatcher = Dispatcher(
+        store=SqlHealthStore(engine),
+        notifier=SlackNotifier(client, clock=utc_now),
+        audit=audit,
+        clock=utc_now,
+        max_backoff=timedelta(seconds=settings.check_interval),
+    )
+    worker = WakeableWorker("alert-outbox", dispatcher.run_once, poll=OUTBOX_POLL_SECONDS)
+    health = health_service(
+        settings, engine=engine, audit=audit, diagnosis=diagnosis, on_events=worker.wake
+    )
+    return worker, health
+
+
+OUTBOX_POLL_SECONDS = 5.0
+RETENTION_SWEEP_SECONDS = 3600
+
+
+def scheduled_jobs(
+    settings: Settings,
+    *,
+    remediation: RemediationService,
+    client: WebClient,
+    health: HealthService,
+) -> JobScheduler:
+    """The (unstarted) scheduler: health rounds, approval expiry, sample retention."""
+    from bot.runtime.scheduler import JobScheduler
     from bot.slack.expiry import SWEEP_SECONDS, expire_and_refresh
 
-    scheduler = BackgroundScheduler(timezone="UTC")
-    scheduler.add_job(
-        expire_and_refresh,
-        "interval",
+    scheduler = JobScheduler()
+    scheduler.every("health-check", health.run_round, seconds=settings.check_interval, run_now=True)
+    scheduler.every(
+        "expire-approval-requests",
+        lambda: expire_and_refresh(service=remediation, client=client),
         seconds=SWEEP_SECONDS,
-        kwargs={"service": remediation, "client": client},
-        id="expire-approval-requests",
-        max_instances=1,
-        coalesce=True,
     )
+    scheduler.every("prune-health-samples", health.prune, seconds=RETENTION_SWEEP_SECONDS)
     return scheduler
+
+
+# =============================================================================================
+# Health checks outside `serve` (added for `redis-mem check`, `watch` and the demo's alert
+# scenario). `check` reads the real history read-only; `watch` and the demo keep their alert
+# state in a private in-memory SQLite database, so they never fight a running
+# `redis-mem serve` over the real alert state, and nothing of it outlives the process.
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+    from bot.health.dispatch import Dispatcher
+    from bot.health.ports import Notifier
+    from bot.health.rules import RuleBook
+    from bot.health.service import RoundResult
+
+GRID_LAG_SECONDS = 0.02  # a round starts just after the grid point it belongs to
+
+
+def private_health_engine() -> Engine:
+    """A migrated in-memory SQLite database, private to this process and safe across threads."""
+    import threading
+
+    from sqlalchemy import event
+    from sqlalchemy.pool import StaticPool
+
+    from bot.audit.migrate import upgrade
+
+    # StaticPool: every checkout is the one connection that holds the in-memory database.
+    # Check workers and the dispatcher share it, so a lock held from checkout to checkin
+    # keeps their transactions from interleaving on it (a second BEGIN would fail).
+    engine = make_engine(
+        "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+    )
+    lock = threading.RLock()
+    event.listen(engine, "checkout", lambda *_: lock.acquire())
+    event.listen(engine, "checkin", lambda *_: lock.release())
+    upgrade(engine)
+    return engine
+
+
+def history_engine(settings: Settings) -> tuple[Engine, str | None]:
+    """The database ``check`` reads history from, never created nor migrated.
+
+    When DATABASE_URL cannot be read (a missing SQLite file, a schema behind head, an
+    unreachable server), an empty private database instead, and the one-line reason.
+    """
+    from bot.audit.migrate import check_readable
+    from bot.errors import AuditUnavailable, ConfigError
+
+    engine: Engine | None = None
+    try:
+        engine = make_engine(settings.database_url)
+        check_readable(engine)
+    except (AuditUnavailable, ConfigError) as err:
+        if engine is not None:
+            engine.dispose()
+        return private_health_engine(), err.message
+    return engine, None
+
+
+class ForegroundChecks:
+    """Check rounds in this process whose events a Dispatcher hands to a notifier at once."""
+
+    def __init__(
+        self,
+        *,
+        service: HealthService,
+        dispatcher: Dispatcher,
+        engine: Engine,
+        interval: float,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        """``engine``: the private database, disposed by ``close``."""
+        self.service = service
+        self.dispatcher = dispatcher
+        self.interval = interval
+        self._engine = engine
+        self._clock = clock
+
+    def run_round(self, now: datetime | None = None) -> RoundResult:
+        """One round at ``now`` (default: the current grid time), then deliver its events."""
+        result = self.service.run_round(now)
+        self.dispatcher.run_once()
+        return result
+
+    def paced(self, sleep: Callable[[float], None] | None = None) -> Iterator[RoundResult]:
+        """Rounds on the interval grid, the first one now, until the caller stops."""
+        import time
+
+        pause = sleep or time.sleep
+        while True:
+            at = self.service.round_time()
+            yield self.run_round(at)
+            next_at = at + timedelta(seconds=self.interval)
+            delay = (next_at - self._clock()).total_seconds() + GRID_LAG_SECONDS
+            if delay > 0:  # a round longer than the interval skips grid points (coalesced)
+                pause(delay)
+
+    def close(self) -> None:
+        """Stop the workers, drop the Redis connections and the private database."""
+        self.service.close()
+        self._engine.dispose()
+
+
+def foreground_checks(
+    *,
+    targets: Mapping[str, Target],
+    rules: RuleBook,
+    notifier: Notifier,
+    interval: float,
+    timeout: float,
+    repeat_interval: timedelta,
+    clock: Callable[[], datetime] = utc_now,
+) -> ForegroundChecks:
+    """Health checks of ``targets`` whose alert state lives in a private database."""
+    from bot.health.dispatch import Dispatcher
+
+    engine = private_health_engine()
+    store = SqlHealthStore(engine)
+    audit = SqlAuditStore(engine)  # the private trail: alert transitions are audited there
+    service = HealthService(
+        targets=targets,
+        source=LiveSampleSource(timeout=timeout),
+        store=store,
+        rules=rules,
+        audit=audit,
+        interval=interval,
+        timeout=timeout,
+        repeat_interval=repeat_interval,
+        clock=clock,
+    )
+    dispatcher = Dispatcher(store=store, notifier=notifier, audit=audit, clock=clock)
+    return ForegroundChecks(
+        service=service, dispatcher=dispatcher, engine=engine, interval=interval, clock=clock
+    )
+
+
+def watch_checks(
+    settings: Settings, *, targets: Mapping[str, Target], notifier: Notifier
+) -> ForegroundChecks:
+    """``redis-mem watch``: the configured rules and cadence; ConfigError for a bad rules file."""
+    return foreground_checks(
+        targets=targets,
+        rules=load_rules(settings.rules_file),
+        notifier=notifier,
+        interval=settings.check_interval,
+        timeout=settings.check_timeout,
+        repeat_interval=timedelta(seconds=settings.repeat_interval),
+    )

@@ -20,6 +20,7 @@ from slack_sdk import WebClient
 
 from bot.approvals.model import ApprovalRequest, RequestState
 from bot.audit.verify import verify_chain
+from bot.config import Settings
 from bot.errors import Refused, UsageError
 from bot.remediation.catalogue import get_action
 from bot.remediation.model import RemediationLimits
@@ -29,7 +30,7 @@ from bot.slack.expiry import expire_and_refresh
 from bot.slack.fix import FixArgs, parse_fix
 from bot.slack.groups import SlackGroupResolver
 from bot.slack.listeners.approvals import refresh_messages
-from bot.wiring import expiry_scheduler
+from bot.wiring import health_service, scheduled_jobs
 from tests.fakeslack import FakeSlack
 from tests.remediation_support import CONF_16MB, load_sessions
 from tests.slack_remediation_support import (
@@ -265,8 +266,15 @@ def test_the_sweeper_expires_undecided_requests_and_says_so_on_their_message(
     assert bot.service.get(request.id).state is RequestState.EXPIRED
     assert bot.audit_actions().count("remediation.expired") == 1
     assert bot.env.redis_conf() == CONF_16MB
-    job = expiry_scheduler(remediation=bot.service, client=client).get_jobs()[0]
-    assert job.trigger.interval == timedelta(seconds=30)
+    settings = Settings(slack_bot_token="xoxb-test", slack_signing_secret="s", check_interval=45)
+    health = health_service(settings, engine=bot.engine, audit=bot.audit)
+    jobs = scheduled_jobs(settings, remediation=bot.service, client=client, health=health)
+    health.close()
+    assert jobs.intervals() == {
+        "health-check": 45,
+        "expire-approval-requests": 30,
+        "prune-health-samples": 3600,
+    }
 
 
 def test_slack_errors_while_updating_do_not_lose_the_action(slack_bot: SlackBot) -> None:

@@ -139,6 +139,7 @@ class HealthService:
             return RoundResult(at=now, checks=(), skipped=True)  # a coalesced duplicate
         self._last_round = now
         self._load()
+        opened = self._open_by_target()
         futures: dict[str, Future[TargetCheck]] = {}
         late = []
         for name, target in self.targets.items():
@@ -147,7 +148,8 @@ class HealthService:
                     late.append(name)
                     continue
                 self._in_flight.add(name)
-            futures[name] = self._pool.submit(self.check_target, target, now)
+            alerts = opened.get(name, []) if opened is not None else None
+            futures[name] = self._pool.submit(self.check_target, target, now, alerts)
         done, _ = wait(futures.values(), timeout=self._timeout + GRACE_SECONDS)
         checks = tuple(f.result() for f in futures.values() if f in done)
         late += [name for name, f in futures.items() if f not in done]
@@ -155,13 +157,27 @@ class HealthService:
             log.warning("check round %s: still running at the deadline: %s", now, ", ".join(late))
         return RoundResult(at=now, checks=checks, late=tuple(late))
 
-    def check_target(self, target: Target, now: datetime) -> TargetCheck:
+    def _open_by_target(self) -> dict[str, list[Alert]] | None:
+        """Every open alert, read once per round (None: each target reads its own)."""
+        try:
+            alerts = self._store.open_alerts()
+        except AuditUnavailable:
+            return None
+        by_target: dict[str, list[Alert]] = {}
+        for alert in alerts:
+            by_target.setdefault(alert.target, []).append(alert)
+        return by_target
+
+    def check_target(
+        self, target: Target, now: datetime, opened: list[Alert] | None = None
+    ) -> TargetCheck:
         """Check one target at ``now`` in this thread (a round runs these concurrently).
 
+        ``opened``: the target's open alerts if the caller read them (else read here).
         Never raises: an unexpected error is logged and reported in ``error``.
         """
         try:
-            return self._check(target, now)
+            return self._check(target, now, opened)
         except Exception:  # one broken target must not break the round
             log.exception("health check of %s failed", target.name)
             sample = Sample(target.name, now, reachable=False, error="internal error")
@@ -170,7 +186,7 @@ class HealthService:
             with self._lock:
                 self._in_flight.discard(target.name)
 
-    def _check(self, target: Target, now: datetime) -> TargetCheck:
+    def _check(self, target: Target, now: datetime, opened: list[Alert] | None) -> TargetCheck:
         sample = self.read_sample(target, now)
         samples = self._remember(sample)
         old = self._states.get(target.name, {})
@@ -178,8 +194,9 @@ class HealthService:
             target=target.name, samples=samples, states=old, rules=self.rules, now=now
         )
         try:
-            opened = {a.group: a for a in self._store.open_alerts(target.name)}
-            plan = self._diagnosed(target, self._plan(target, outcomes, opened, now))
+            alerts = opened if opened is not None else self._store.open_alerts(target.name)
+            by_group = {a.group: a for a in alerts}
+            plan = self._diagnosed(target, self._plan(target, outcomes, by_group, now))
             states = _state_writes(old, outcomes)
             self._store.record(Evaluation(target.name, sample, states, plan.changes, plan.events))
         except AuditUnavailable as err:
