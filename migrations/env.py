@@ -12,8 +12,8 @@ from alembic import context
 from sqlalchemy import Connection
 
 from bot.approvals import table as _approvals_table  # noqa: F401  (registers its table)
-from bot.health import tables as _health_tables  # noqa: F401  (registers its tables)
 from bot.audit.models import Base
+from bot.health import tables as _health_tables  # noqa: F401  (registers its tables)
 
 target_metadata = Base.metadata
 

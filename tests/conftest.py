@@ -12,7 +12,11 @@ from tests.redisserver import RedisServer, redis_server_available
 # Shared fixture modules that test modules both import and load as plugins: have
 # pytest rewrite their asserts at first import (else it warns and leaves them plain).
 pytest.register_assert_rewrite(
-    "tests.remediation_support", "tests.approvals_support", "tests.slack_remediation_support"
+    "tests.remediation_support",
+    "tests.approvals_support",
+    "tests.slack_remediation_support",
+    "tests.slack_alert_support",
+    "tests.health_support",
 )
 
 RedisFactory = Callable[..., RedisServer]

@@ -2,6 +2,9 @@
 
 The real ``slack_sdk.WebClient`` (``base_url=fake.api_url``) and Bolt's
 ``respond()`` (``response_url=fake.response_url(...)``) talk to it over a socket.
+Failures are injected as Slack sends them: ``fail`` answers ``{"ok": false}`` (HTTP
+200), ``fail_http`` answers an HTTP 429 with ``Retry-After`` or a 5xx, a number of
+times, so the client's own retry handlers see what they would see from Slack.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
@@ -27,6 +30,19 @@ class Call:
     method: str
     params: dict[str, Any]
     headers: dict[str, str]
+    status: int = 200  # what the fake answered: 429/5xx when fail_http injected it
+    error: str | None = None  # Slack's error code when it answered ``{"ok": false}``
+
+
+@dataclass
+class _Failure:
+    """An injected failure of one method: Slack's error code or an HTTP status."""
+
+    error: str | None = None
+    status: int = 200
+    times: int | None = None  # None: every call from now on
+    retry_after: int | None = None
+    when: Callable[[dict[str, Any]], bool] | None = None  # only calls whose params match
 
 
 @dataclass
@@ -35,6 +51,7 @@ class FakeSlack:
 
     calls: list[Call] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)  # method -> Slack error code
+    failures: dict[str, list[_Failure]] = field(default_factory=dict)
     usergroup_users: dict[str, list[str]] = field(default_factory=dict)
     socket_url: str | None = None  # what apps.connections.open answers (tests.fakesocket)
     _server: ThreadingHTTPServer | None = None
@@ -57,9 +74,47 @@ class FakeSlack:
         """A response_url whose posts the fake records as method ``response_url/<name>``."""
         return f"{self.base_url}/response_url/{name}"
 
-    def fail(self, method: str, error: str) -> None:
-        """Answer ``method`` with ``{"ok": false, "error": error}`` from now on."""
-        self.errors[method] = error
+    def fail(
+        self,
+        method: str,
+        error: str,
+        *,
+        times: int | None = None,
+        when: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
+        """Answer ``method`` with ``{"ok": false, "error": error}``: from now on, or the next
+        ``times`` calls (of those whose params satisfy ``when``)."""
+        if times is None and when is None:
+            self.errors[method] = error
+            return
+        with self._lock:
+            self.failures.setdefault(method, []).append(_Failure(error, times=times, when=when))
+
+    def fail_http(
+        self,
+        method: str,
+        *,
+        status: int,
+        times: int = 1,
+        retry_after: int | None = None,
+        when: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
+        """Answer the next ``times`` calls of ``method`` with HTTP ``status`` (429: with a
+        ``Retry-After`` header and Slack's ``ratelimited`` body; 5xx: a plain-text page)."""
+        failure = _Failure(status=status, times=times, retry_after=retry_after, when=when)
+        with self._lock:
+            self.failures.setdefault(method, []).append(failure)
+
+    def _take_failure(self, method: str, params: dict[str, Any]) -> _Failure | None:
+        """The injected failure this call meets (its count used up), if any."""
+        with self._lock:
+            for failure in self.failures.get(method, []):
+                if failure.times == 0 or (failure.when is not None and not failure.when(params)):
+                    continue
+                if failure.times is not None:
+                    failure.times -= 1
+                return failure
+        return None
 
     def start(self) -> FakeSlack:
         """Serve on a free loopback port in a daemon thread."""
@@ -92,13 +147,35 @@ class FakeSlack:
 
     def record(self, call: Call) -> dict[str, Any]:
         """Store the call and build Slack's answer to it."""
-        with self._lock:
-            self.calls.append(call)
         error = self.errors.get(call.method)
+        with self._lock:
+            self.calls.append(call if error is None else replace(call, error=error))
         if error is not None:
             return {"ok": False, "error": error}
         answer = _ANSWERS.get(call.method, lambda fake, params: {})(self, call.params)
         return {"ok": True, **answer}
+
+    def answer(self, call: Call) -> tuple[int, dict[str, str], bytes]:
+        """HTTP status, extra headers and body of the answer to an API call (recorded)."""
+        failure = self._take_failure(call.method, call.params)
+        if failure is None:
+            return 200, {}, json.dumps(self.record(call)).encode()
+        if failure.status == 200:
+            with self._lock:
+                self.calls.append(replace(call, error=failure.error))
+            return 200, {}, json.dumps({"ok": False, "error": failure.error}).encode()
+        with self._lock:
+            self.calls.append(replace(call, status=failure.status))
+        if failure.status == 429:  # Slack's rate limit: a JSON body and when to come back
+            headers = (
+                {} if failure.retry_after is None else {"Retry-After": str(failure.retry_after)}
+            )
+            return 429, headers, json.dumps({"ok": False, "error": "ratelimited"}).encode()
+        return failure.status, {}, b"upstream unavailable"  # a load balancer's page, not JSON
+
+    def accepted(self, method: str) -> list[Call]:
+        """The calls of ``method`` Slack answered ``{"ok": true}``."""
+        return [c for c in self.calls_to(method) if c.status == 200 and c.error is None]
 
     def next_ts(self) -> str:
         """A message timestamp like Slack's (unique per fake)."""
@@ -120,6 +197,9 @@ def _auth_test(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
 def _post_message(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
     ts = fake.next_ts()
     message = {"ts": ts, "text": params.get("text"), "blocks": params.get("blocks")}
+    if params.get("thread_ts"):  # a thread reply, as Slack echoes it
+        message["thread_ts"] = params["thread_ts"]
+        message["reply_broadcast"] = bool(params.get("reply_broadcast"))
     return {"channel": params.get("channel"), "ts": ts, "message": message}
 
 
@@ -160,10 +240,10 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
                 fake.record(Call(method=path, params=params, headers=headers))
                 self._send(200, b"ok", "text/plain")
                 return
-            answer = fake.record(
-                Call(method=path.removeprefix("api/"), params=params, headers=headers)
-            )
-            self._send(200, json.dumps(answer).encode(), "application/json")
+            call = Call(method=path.removeprefix("api/"), params=params, headers=headers)
+            status, extra, payload = fake.answer(call)
+            json_body = payload.startswith(b"{")
+            self._send(status, payload, "application/json" if json_body else "text/plain", extra)
 
         def do_GET(self) -> None:
             # slack_sdk sends a few read methods (usergroups.users.list) as GET with a query.
@@ -171,13 +251,24 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             params: dict[str, Any] = dict(parse_qsl(query, keep_blank_values=True))
             headers = {k.lower(): v for k, v in self.headers.items()}
             method = path.strip("/").removeprefix("api/")
-            answer = fake.record(Call(method=method, params=params, headers=headers))
-            self._send(200, json.dumps(answer).encode(), "application/json")
+            status, extra, payload = fake.answer(
+                Call(method=method, params=params, headers=headers)
+            )
+            json_body = payload.startswith(b"{")
+            self._send(status, payload, "application/json" if json_body else "text/plain", extra)
 
-        def _send(self, status: int, payload: bytes, content_type: str) -> None:
+        def _send(
+            self,
+            status: int,
+            payload: bytes,
+            content_type: str,
+            extra: dict[str, str] | None = None,
+        ) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
+            for name, value in (extra or {}).items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(payload)
 

@@ -10,7 +10,6 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from bot.approvals import table as _approvals_table  # noqa: F401  (its table is in Base.metadata)
-from bot.health import tables as _health_tables  # noqa: F401  (their tables too)
 from bot.audit.engine import make_engine
 from bot.audit.migrate import (
     MIGRATIONS_ENV,
@@ -24,6 +23,7 @@ from bot.audit.migrate import (
 from bot.audit.models import Base
 from bot.audit.store import SqlAuditStore
 from bot.errors import ConfigError
+from bot.health import tables as _health_tables  # noqa: F401  (their tables too)
 from tests.dbfixtures import db_url, entry, pg_url  # noqa: F401
 
 

@@ -75,9 +75,7 @@ class JobScheduler:
 
     def intervals(self) -> dict[str, float]:
         """Each job's id and its interval in seconds (what ``every`` registered)."""
-        return {
-            job.id: job.trigger.interval.total_seconds() for job in self._scheduler.get_jobs()
-        }
+        return {job.id: job.trigger.interval.total_seconds() for job in self._scheduler.get_jobs()}
 
     def start(self) -> None:
         """Start the scheduler thread."""

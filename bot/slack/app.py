@@ -16,9 +16,13 @@ from bot.services.diagnose import DiagnosisService
 from bot.slack.deps import AuditReader, SlackDeps
 from bot.slack.listeners import register_all
 from bot.slack.metrics import BotMetrics
+from bot.slack.retry import alert_retry_handlers
 
 if TYPE_CHECKING:
     from bot.approvals.service import RemediationService
+    from bot.health.service import HealthService
+
+ALERT_CALL_TIMEOUT = 10  # seconds per HTTP attempt of the alert notifier's calls
 
 
 def build_app(
@@ -30,6 +34,7 @@ def build_app(
     audit_reader: AuditReader | None = None,
     remediation: RemediationService | None = None,
     fix_executor: Executor | None = None,
+    health: HealthService | None = None,
 ) -> App:
     """A Bolt App with every listener registered.
 
@@ -55,9 +60,25 @@ def build_app(
         audit_reader=audit_reader,
         remediation=remediation,
         fix_executor=fix_executor,
+        health=health,
     )
     register_all(app, deps)
     return app
+
+
+def alert_client(settings: Settings) -> WebClient:
+    """The Web API client of the alert notifier: build_app's token and URL, bounded retries.
+
+    A 429 with a short Retry-After, a 500/503 or a dropped connection is retried inside
+    the call (at most a couple of times); anything longer is the outbox's to retry.
+    """
+    token, _ = slack_credentials(settings)
+    return WebClient(
+        token=token,
+        base_url=api_base_url(settings.slack_api_url),
+        timeout=ALERT_CALL_TIMEOUT,
+        retry_handlers=alert_retry_handlers(),
+    )
 
 
 def slack_credentials(settings: Settings) -> tuple[str, str]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from bot.audit.scrub import scrub_text
 from bot.diagnosis.model import Diagnosis
 from bot.errors import AuditUnavailable
+from bot.slack.alerts_view import run_alerts
 from bot.slack.blocks.audit import audit_blocks
 from bot.slack.blocks.common import MAX_BLOCKS, Message
 from bot.slack.blocks.diagnosis import diagnosis_message
@@ -93,6 +94,16 @@ def prepare_keys(args: tuple[str, ...], deps: SlackDeps) -> Job:
     )
 
 
+def prepare_alerts(args: tuple[str, ...], deps: SlackDeps) -> Job:
+    """Pending rules and firing alerts of every target, posted in the channel."""
+    parse_no_args("alerts", args)
+    return Job(
+        subcommand="alerts",
+        run=lambda request: run_alerts(deps, request),
+        progress="Reading the alerts…",
+    )
+
+
 AUDIT_DEFAULT = 10
 AUDIT_MAX = MAX_BLOCKS - 2  # one section per entry, plus the header and a "more" note
 
@@ -153,6 +164,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("capacity", CAPACITY_USAGE, "the runbook's capacity formula", prepare_capacity),
     Subcommand("fix", FIX_USAGE, "request a runbook fix (a second person approves)", prepare_fix),
     Subcommand("pending", "pending", "fix requests waiting for approval", prepare_pending),
+    Subcommand("alerts", "alerts", "pending and firing alerts of every target", prepare_alerts),
     Subcommand(
         "audit", "audit [N]", "the latest N audit entries (only you see them)", prepare_audit
     ),

@@ -16,6 +16,7 @@ from bot.slack.metrics import BotMetrics
 
 if TYPE_CHECKING:
     from bot.approvals.service import RemediationService
+    from bot.health.service import HealthService
 
 
 class AuditReader(Protocol):
@@ -38,6 +39,7 @@ class SlackDeps:
     # Where approved fixes run; owned by the composition root so shutdown can drain it.
     fix_executor: Executor | None = None
     remediation: RemediationService | None = None  # None: fix/pending answer "not configured"
+    health: HealthService | None = None  # None: alert buttons and ``alerts`` say "not configured"
 
 
 def timed_diagnosis(deps: SlackDeps, target: str) -> Diagnosis:

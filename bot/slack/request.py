@@ -17,6 +17,7 @@ class SlashRequest:
     channel_id: str | None
     text: str
     request_id: str
+    team_domain: str | None = None  # the workspace's subdomain: links to messages
 
     @classmethod
     def from_payload(cls, command: Mapping[str, Any]) -> SlashRequest:
@@ -27,4 +28,5 @@ class SlashRequest:
             channel_id=command.get("channel_id"),
             text=str(command.get("text") or "").strip(),
             request_id=str(command.get("trigger_id") or uuid.uuid4()),
+            team_domain=command.get("team_domain") or None,
         )

@@ -1,0 +1,328 @@
+"""``redis-mem serve`` end to end: real stores cross 80% and 90%, Slack sees one message per alert.
+
+The real console script runs in a subprocess (HTTP mode) with a 1 s check interval and
+short ``for``s from a rules file; real redis-servers are moved across the thresholds
+(``CONFIG SET maxmemory``), stopped with SIGSTOP and killed; the fake Slack Web API
+over HTTP records what the bot posted, and signed button clicks acknowledge and snooze.
+Waiting is bounded polling, never a fixed sleep through a ``for``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+import redis
+import yaml
+
+from bot.audit.engine import make_engine
+from bot.audit.store import SqlAuditStore
+from bot.audit.verify import verify_chain
+from bot.health.model import Alert, RuleStatus
+from bot.health.store import SqlHealthStore
+from tests.clirun import REDIS_MEM
+from tests.conftest import RedisFactory
+from tests.fakeslack import Call, FakeSlack
+from tests.redisserver import RedisServer, free_port
+from tests.slacksign import button_click_payload, signed_headers
+from tests.test_slack_http import wait_until
+
+SECRET = "serve-health-secret"
+CHANNEL = "C0ALERTS"
+RULES = {
+    "rules": {
+        "memory-warning": {"for": "2s"},
+        "memory-critical": {"for": "2s"},
+        "store-down": {"for": "1s"},
+        "eviction-rate": {"enabled": False},
+        "connections-exhausted": {"enabled": False},
+        "memory-forecast": {"enabled": False},
+    }
+}
+
+
+@dataclass
+class Serve:
+    """A running ``redis-mem serve`` and what it talks to."""
+
+    fake: FakeSlack
+    env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.env['PORT']}"
+
+    def start(self) -> Serve:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [REDIS_MEM, "serve"], env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
+        wait_until(self._healthy, timeout=30)
+        return self
+
+    def _healthy(self) -> bool:
+        assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
+        try:
+            return self.http.get(f"{self.url}/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def stop(self) -> str:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=20)
+        assert self.proc is None or self.proc.returncode == 0, self.log.read_text()
+        return self.log.read_text()
+
+    @property
+    def store(self) -> SqlHealthStore:
+        return SqlHealthStore(make_engine(self.env["DATABASE_URL"]))
+
+    def samples(self, target: str) -> int:
+        return len(self.store.recent_samples(since=_epoch()).get(target, []))
+
+    def rounds_pass(self, target: str, count: int = 2) -> None:
+        """Wait until ``count`` more checks of ``target`` were stored."""
+        seen = self.samples(target)
+        wait_until(lambda: self.samples(target) >= seen + count, timeout=20)
+
+    def open_alert(self, target: str) -> Alert:
+        [alert] = [a for a in self.store.open_alerts(target)]
+        return alert
+
+    def click(self, action_id: str, value: str, *, ts: str, timestamp: int | None = None) -> int:
+        payload = button_click_payload(
+            action_id=action_id, value=value, response_url=self.fake.response_url("click")
+        )
+        payload["channel"] = {"id": CHANNEL}
+        payload["container"] = {"type": "message", "message_ts": ts, "channel_id": CHANNEL}
+        body = urlencode({"payload": json.dumps(payload)})
+        headers = signed_headers(secret=SECRET, body=body, timestamp=timestamp)
+        return self.http.post(f"{self.url}/slack/events", content=body, headers=headers).status_code
+
+
+def _status(serve: Serve, target: str, rule: str) -> RuleStatus | None:
+    state = serve.store.rule_states().get(target, {}).get(rule)
+    return state.status if state else None
+
+
+def _epoch() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack().start()
+    yield fake
+    fake.stop()
+
+
+def store_with_sessions(redis_factory: RedisFactory) -> RedisServer:
+    server = redis_factory("--maxmemory", "64mb", "--maxmemory-policy", "noeviction")
+    client = redis.Redis.from_url(server.url)
+    with client.pipeline(transaction=False) as pipe:
+        for i in range(3000):
+            pipe.set(f"session:{i}", "x" * 400)  # no TTL: the diagnosis finds a ttl-leak
+        pipe.execute()
+    client.close()
+    return server
+
+
+def set_ratio(server: RedisServer, ratio: float) -> None:
+    """used/maxmemory to ``ratio``, by CONFIG SET maxmemory."""
+    client = redis.Redis.from_url(server.url)
+    used = int(client.info("memory")["used_memory"])
+    client.config_set("maxmemory", str(int(used / ratio)))
+    client.close()
+
+
+@pytest.fixture
+def serve_env(fake_slack: FakeSlack, tmp_path: Path) -> dict[str, str]:
+    rules = tmp_path / "rules.yml"
+    rules.write_text(yaml.safe_dump(RULES))
+    base = {
+        k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "SLACK_", "DATABASE_"))
+    }
+    return {
+        **base,
+        "SLACK_BOT_TOKEN": "xoxb-serve-health",
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": fake_slack.api_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'audit.db'}",
+        "PORT": str(free_port()),
+        "REDIS_MEM_TARGETS_FILE": str(tmp_path / "targets.yml"),
+        "REDIS_MEM_RULES_FILE": str(rules),
+        "REDIS_MEM_CHECK_INTERVAL": "1",
+        "REDIS_MEM_CHECK_TIMEOUT": "1",
+        "REDIS_MEM_REPEAT_INTERVAL": "3s",
+        "REDIS_MEM_CHANNEL": CHANNEL,
+        "REDIS_MEM_SAMPLE_SIZE": "100",
+    }
+
+
+def write_targets(env: dict[str, str], targets: dict[str, str]) -> None:
+    entries = [{"name": name, "redis_url": url} for name, url in targets.items()]
+    Path(env["REDIS_MEM_TARGETS_FILE"]).write_text(yaml.safe_dump({"targets": entries}))
+
+
+def posts(fake: FakeSlack) -> list[Call]:
+    """Channel messages (not thread replies)."""
+    return [c for c in fake.calls_to("chat.postMessage") if not c.params.get("thread_ts")]
+
+
+def replies(fake: FakeSlack, ts: str) -> list[Call]:
+    return [c for c in fake.calls_to("chat.postMessage") if c.params.get("thread_ts") == ts]
+
+
+def updates(fake: FakeSlack, ts: str) -> list[Call]:
+    return [c for c in fake.calls_to("chat.update") if c.params.get("ts") == ts]
+
+
+def header(call: Call) -> str:
+    return str(call.params["blocks"][0]["text"]["text"])
+
+
+@pytest.fixture
+def serve(fake_slack: FakeSlack, serve_env: dict[str, str], tmp_path: Path) -> Iterator[Serve]:
+    running = Serve(fake=fake_slack, env=serve_env, log=tmp_path / "serve.log")
+    yield running
+    running.stop()
+
+
+def test_a_store_crossing_80_then_90_percent_is_one_message_through_its_life(
+    serve: Serve, redis_factory: RedisFactory
+) -> None:
+    prod = store_with_sessions(redis_factory)
+    write_targets(serve.env, {"prod": prod.url})
+    set_ratio(prod, 0.85)
+    serve.start()
+
+    # Pending first: the rule holds, nothing is posted yet.
+    wait_until(lambda: _status(serve, "prod", "memory-warning") is RuleStatus.PENDING)
+    assert posts(serve.fake) == []
+    [post] = serve.fake.wait_for("chat.postMessage")
+    assert post.params["channel"] == CHANNEL
+    assert "WARNING" in header(post) and "prod" in header(post)
+    wait_until(lambda: serve.open_alert("prod").message_ts is not None)
+    alert = serve.open_alert("prod")
+    assert alert.message_ts is not None
+    ts = alert.message_ts
+    blocks = json.dumps(post.params["blocks"])
+    assert "ttl-leak" in blocks  # the diagnosis, taken when it fired
+    assert "redis_mem.request.expire-keys-without-ttl" in blocks
+    assert "redis_mem.alert.ack" in blocks and "redis_mem.alert.snooze.4h" in blocks
+
+    # 90%: the same message escalates, and a broadcast thread reply says so.
+    set_ratio(prod, 0.95)
+    wait_until(lambda: any("CRITICAL" in header(c) for c in updates(serve.fake, ts)))
+    wait_until(lambda: any(c.params.get("reply_broadcast") for c in replies(serve.fake, ts)))
+    # Reminders go in the thread every repeat interval (3 s), never in the channel.
+    before = len(replies(serve.fake, ts))
+    wait_until(lambda: len(replies(serve.fake, ts)) >= before + 1, timeout=20)
+    assert len(posts(serve.fake)) == 1
+
+    # Acknowledge: the message says who, and the reminders stop.
+    assert serve.click("redis_mem.alert.ack", alert.id, ts=ts) == 200
+    wait_until(lambda: serve.open_alert("prod").acknowledged_by == "U0ALICE")
+    wait_until(lambda: "U0ALICE" in json.dumps(updates(serve.fake, ts)[-1].params["blocks"]))
+    quiet = len(replies(serve.fake, ts))
+    serve.rounds_pass("prod", count=5)  # longer than the repeat interval
+    assert len(replies(serve.fake, ts)) <= quiet + 1  # at most the ack's own reply
+
+    # Memory falls: resolved, in place, with how long it lasted.
+    set_ratio(prod, 0.4)
+    wait_until(lambda: any("RESOLVED" in header(c) for c in updates(serve.fake, ts)))
+    assert len(posts(serve.fake)) == 1
+    output = serve.stop()
+    assert "Traceback" not in output
+    engine = make_engine(serve.env["DATABASE_URL"])
+    actions = [e.action for e in SqlAuditStore(engine).list_entries(limit=500)]
+    for action in ("alert.fired", "alert.escalated", "alert.acknowledged", "alert.resolved"):
+        assert action in actions, actions
+    assert verify_chain(engine).ok
+
+
+def test_a_restart_neither_reposts_a_firing_alert_nor_forgets_a_pending_one(
+    serve: Serve, redis_factory: RedisFactory
+) -> None:
+    firing = store_with_sessions(redis_factory)
+    pending = store_with_sessions(redis_factory)
+    write_targets(serve.env, {"firing": firing.url, "pending": pending.url})
+    rules = RULES | {"rules": {**RULES["rules"], "memory-critical": {"for": "12s"}}}
+    Path(serve.env["REDIS_MEM_RULES_FILE"]).write_text(yaml.safe_dump(rules))
+    set_ratio(firing, 0.85)
+    serve.start()
+    wait_until(lambda: len(posts(serve.fake)) == 1)
+    set_ratio(pending, 0.95)  # critical needs 12 s; warning (2 s) fires meanwhile
+    wait_until(lambda: _status(serve, "pending", "memory-critical") is RuleStatus.PENDING)
+    active_at = serve.store.rule_states()["pending"]["memory-critical"].active_at
+    serve.stop()
+
+    serve.start()
+    serve.rounds_pass("firing", count=3)
+    wait_until(lambda: serve.open_alert("pending").severity == "critical", timeout=30)
+    states = serve.store.rule_states()["pending"]
+    assert states["memory-critical"].active_at == active_at  # the for timer kept its start
+    fired_at = states["memory-critical"].fired_at
+    assert fired_at is not None and (fired_at - active_at).total_seconds() >= 12
+    # One channel message per alert across the restart: firing's warning, pending's memory.
+    channel_posts = [header(c) for c in posts(serve.fake)]
+    assert len(channel_posts) == 2, channel_posts
+    assert sum("firing" in h for h in channel_posts) == 1
+
+
+def test_a_hung_store_and_a_dead_one_page_without_delaying_the_others(
+    serve: Serve, redis_factory: RedisFactory
+) -> None:
+    prod = store_with_sessions(redis_factory)
+    hung = redis_factory()
+    dead = redis_factory()
+    write_targets(serve.env, {"prod": prod.url, "hung": hung.url, "dead": dead.url})
+    serve.start()
+    serve.rounds_pass("hung", count=1)
+    os.kill(hung._proc.pid, signal.SIGSTOP)  # type: ignore[union-attr]
+    try:
+        dead.stop()
+        set_ratio(prod, 0.85)
+        wait_until(lambda: len(posts(serve.fake)) == 3, timeout=30)
+        # The healthy store kept being checked every second while the hung one timed out.
+        serve.rounds_pass("prod", count=3)
+    finally:
+        os.kill(hung._proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
+    texts = " ".join(header(c) for c in posts(serve.fake))
+    assert "hung" in texts and "dead" in texts and "prod" in texts, texts
+    hung_alert = serve.open_alert("hung")
+    assert hung_alert.rule == "store-down" and "no answer within 1 s" in hung_alert.detail
+    assert "connection refused" in serve.open_alert("dead").detail
+
+
+def test_slack_rate_limits_and_outages_delay_a_post_but_never_lose_or_double_it(
+    serve: Serve, redis_factory: RedisFactory
+) -> None:
+    prod = store_with_sessions(redis_factory)
+    write_targets(serve.env, {"prod": prod.url})
+    serve.fake.fail_http("chat.postMessage", status=429, times=1, retry_after=1)
+    serve.fake.fail_http("chat.postMessage", status=503, times=8)  # beyond the call's retries
+    set_ratio(prod, 0.85)
+    serve.start()
+    wait_until(lambda: len(serve.fake.accepted("chat.postMessage")) >= 1, timeout=40)
+    serve.rounds_pass("prod", count=3)
+    accepted = [c for c in serve.fake.accepted("chat.postMessage") if not c.params.get("thread_ts")]
+    assert len(accepted) == 1
+    statuses = [c.status for c in serve.fake.calls_to("chat.postMessage")]
+    assert 429 in statuses and 503 in statuses
+    assert serve.open_alert("prod").message_ts is not None
