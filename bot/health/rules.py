@@ -53,7 +53,7 @@ class Rule:
     """One alert rule: id, the Slack message group it posts in, defaults, how it measures.
 
     promql: the equivalent Prometheus expression, ``{threshold}`` and ``{interval}``
-    (the check interval) to be filled in.
+    (the check interval) to be filled in. show: how a value of this rule reads.
     """
 
     id: str
@@ -62,6 +62,11 @@ class Rule:
     defaults: RuleConfig
     measure: Measure
     promql: str
+    show: Callable[[float], str]
+
+    def value_text(self, value: float | None) -> str:
+        """The rule's value in words (``83.0% of maxmemory``), ``no data`` without one."""
+        return "no data" if value is None else self.show(value)
 
     def expression(self, config: RuleConfig, *, interval: str = "1m") -> str:
         """The PromQL expression of this rule under ``config``."""
@@ -167,6 +172,7 @@ MEMORY_WARNING = Rule(
     measure=_memory_ratio,
     promql="redis_memory_used_bytes / redis_memory_max_bytes > {threshold}"
     " and redis_memory_max_bytes > 0",
+    show=lambda v: f"{v:.1%} of maxmemory",
 )
 MEMORY_CRITICAL = Rule(
     id="memory-critical",
@@ -175,6 +181,7 @@ MEMORY_CRITICAL = Rule(
     defaults=RuleConfig(threshold=0.90, for_seconds=300, severity=Severity.CRITICAL),
     measure=_memory_ratio,
     promql=MEMORY_WARNING.promql,
+    show=lambda v: f"{v:.1%} of maxmemory",
 )
 EVICTION_RATE = Rule(
     id="eviction-rate",
@@ -183,6 +190,7 @@ EVICTION_RATE = Rule(
     defaults=RuleConfig(threshold=10.0, for_seconds=300, severity=Severity.WARNING),
     measure=_eviction_rate,
     promql="rate(redis_evicted_keys_total[5m]) > {threshold}",
+    show=lambda v: f"{v:,.1f} keys evicted/s",
 )
 STORE_DOWN = Rule(
     id="store-down",
@@ -191,6 +199,7 @@ STORE_DOWN = Rule(
     defaults=RuleConfig(threshold=None, for_seconds=60, severity=Severity.CRITICAL),
     measure=_store_down,
     promql="redis_up == 0",
+    show=lambda v: "reachable" if v else "unreachable",
 )
 CONNECTIONS_EXHAUSTED = Rule(
     id="connections-exhausted",
@@ -201,6 +210,7 @@ CONNECTIONS_EXHAUSTED = Rule(
     promql="redis_connected_clients / redis_config_maxclients > {threshold}"
     " or (redis_rejected_connections_total"
     " - redis_rejected_connections_total offset {interval}) > 0",
+    show=lambda v: f"{v:.0%} of maxclients",
 )
 MEMORY_FORECAST = Rule(
     id="memory-forecast",
@@ -211,6 +221,7 @@ MEMORY_FORECAST = Rule(
     promql="predict_linear(redis_memory_used_bytes[1h], 21600) / redis_memory_max_bytes"
     " > {threshold} and deriv(redis_memory_used_bytes[1h]) > 0"
     " and redis_memory_max_bytes > 0",
+    show=lambda v: f"{v:.0%} of maxmemory in 6h at this rate",
 )
 
 # The one declaration of the rules: ids, order of evaluation and of display.

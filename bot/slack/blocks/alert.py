@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -26,13 +25,7 @@ from bot.health.model import (
     ScenarioDigest,
 )
 from bot.health.rules import (
-    CONNECTIONS_EXHAUSTED,
-    EVICTION_RATE,
-    MEMORY_CRITICAL,
-    MEMORY_FORECAST,
-    MEMORY_WARNING,
     RULES_BY_ID,
-    STORE_DOWN,
     RuleBook,
 )
 from bot.health.service import AlertsOverview
@@ -234,15 +227,6 @@ def _firing_for(event: AlertEvent, alert: Alert) -> str:
 
 # /redis-mem alerts ----------------------------------------------------------------------------
 
-# How each rule's value reads in the list; the rules themselves carry no unit (yet).
-_VALUE_FORMATS: dict[str, Callable[[float], str]] = {
-    MEMORY_WARNING.id: lambda v: f"{v:.1%} of maxmemory",
-    MEMORY_CRITICAL.id: lambda v: f"{v:.1%} of maxmemory",
-    EVICTION_RATE.id: lambda v: f"{v:,.1f} keys evicted/s",
-    STORE_DOWN.id: lambda v: "reachable" if v else "unreachable",
-    CONNECTIONS_EXHAUSTED.id: lambda v: f"{v:.0%} of maxclients",
-    MEMORY_FORECAST.id: lambda v: f"{v:.0%} of maxmemory in 6h at this rate",
-}
 _TEAM_DOMAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}")
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
 _MESSAGE_TS = re.compile(r"\d{1,12}\.\d{1,9}")
@@ -297,7 +281,8 @@ def firing_line(alert: Alert, *, team_domain: str | None, now: datetime) -> str:
 
 def pending_line(state: RuleState, rules: RuleBook) -> str:
     """``⏳ *prod* — Memory above the warning level (…): 83.0% of maxmemory · since ….``"""
-    value = "no data" if state.value is None else _VALUE_FORMATS.get(state.rule, str)(state.value)
+    rule = RULES_BY_ID.get(state.rule)
+    value = rule.value_text(state.value) if rule is not None else str(state.value)
     parts = [
         f"⏳ *{escape(state.target)}* — {escape(rule_title(state.rule))} "
         f"(`{escape(state.rule)}`): {escape(value)}",
