@@ -88,10 +88,42 @@ def capacity(
 def demo(
     as_json: JsonOpt = False,
 ) -> None:
-    """Start throwaway redis-servers loaded with each runbook scenario and diagnose them."""
-    from bot.clikit import demo_command
+    """Start throwaway redis-servers loaded with each runbook scenario and diagnose them,
+    then walk one through an alert's life cycle (pending, firing, escalated, resolved)."""
+    from bot.cli_health import demo_command
 
     raise typer.Exit(demo_command(as_json=as_json))
+
+
+HealthTargetOpt = Annotated[
+    str | None,
+    typer.Option("--target", help="Only this target from REDIS_MEM_TARGETS_FILE."),
+]
+
+
+@app.command()
+def check(target: HealthTargetOpt = None, as_json: JsonOpt = False) -> None:
+    """Run the scheduled health check once now and print every rule's state.
+
+    Exit 1 when a critical rule's condition holds now (before its `for` has passed).
+    """
+    from bot.cli_health import check_command
+
+    raise typer.Exit(check_command(target=target, as_json=as_json))
+
+
+@app.command()
+def watch(
+    target: HealthTargetOpt = None,
+    rounds: Annotated[
+        int | None,
+        typer.Option("--rounds", min=1, help="Stop after this many check rounds."),
+    ] = None,
+) -> None:
+    """Run the scheduled checks in the foreground, one line per alert event (Ctrl-C stops)."""
+    from bot.cli_health import watch_command
+
+    raise typer.Exit(watch_command(target=target, rounds=rounds))
 
 
 @app.command()

@@ -184,34 +184,6 @@ def capacity_command(
     return EXIT_OK
 
 
-def demo_command(*, as_json: bool) -> int:
-    """``redis-mem demo``: each scenario built for real in a throwaway redis-server, diagnosed."""
-    from bot.demo import run_demo
-    from bot.diagnosis.serialize import diagnosis_to_dict
-    from bot.presenters.terminal import print_renderable, render_diagnosis
-
-    settings = Settings.load()
-    results: list[dict[str, Any]] = []
-
-    seen: list[str] = []
-
-    def show(scenario: str, diagnosis: Diagnosis) -> None:
-        seen.append(f"{scenario}={diagnosis.severity.value}")
-        if as_json:
-            results.append({"demo_scenario": scenario, **diagnosis_to_dict(diagnosis)})
-            return
-        Console().rule(f"demo store: {scenario}")
-        print_renderable(render_diagnosis(diagnosis))
-
-    run_demo(on_result=show, thresholds=settings.thresholds)
-    record_cli(
-        settings, action="command.demo", outcome="ok", summary="demo stores: " + ", ".join(seen)
-    )
-    if as_json:
-        _print_json(results)
-    return EXIT_OK
-
-
 def serve_command() -> int:
     """``redis-mem serve``: the Slack bot until interrupted."""
     from bot.wiring import run_bot

@@ -7,6 +7,8 @@ writes run as Lua scripts in chunks, so a scenario loads in well under a
 second.
 
 Never point ``load_scenario`` at a Redis that matters: it writes and deletes keys.
+The demo's last store, an alert's life cycle from pending to resolved, is in
+``bot.demo_alerts`` (it reuses ``write_keys``).
 """
 
 from __future__ import annotations

@@ -36,8 +36,13 @@ from bot.remediation.ports import Cluster, RedisOps
 from bot.services.diagnose import DiagnosisService
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from slack_sdk import WebClient
 
+    from bot.health.foreground import ForegroundChecks
+    from bot.health.ports import Notifier
+    from bot.health.rules import RuleBook
     from bot.runtime.scheduler import JobScheduler
     from bot.runtime.worker import WakeableWorker
 
@@ -299,35 +304,24 @@ def scheduled_jobs(
 # state in a private in-memory SQLite database, so they never fight a running
 # `redis-mem serve` over the real alert state, and nothing of it outlives the process.
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
-
-    from bot.health.dispatch import Dispatcher
-    from bot.health.ports import Notifier
-    from bot.health.rules import RuleBook
-    from bot.health.service import RoundResult
-
-GRID_LAG_SECONDS = 0.02  # a round starts just after the grid point it belongs to
-
 
 def private_health_engine() -> Engine:
     """A migrated in-memory SQLite database, private to this process and safe across threads."""
-    import threading
-
-    from sqlalchemy import event
-    from sqlalchemy.pool import StaticPool
+    from sqlalchemy.pool import QueuePool
 
     from bot.audit.migrate import upgrade
 
-    # StaticPool: every checkout is the one connection that holds the in-memory database.
-    # Check workers and the dispatcher share it, so a lock held from checkout to checkin
-    # keeps their transactions from interleaving on it (a second BEGIN would fail).
+    # The database lives in its one connection, so the pool must never drop it. A pool of
+    # exactly one (not StaticPool) also hands it to one user at a time: the check workers
+    # and the dispatcher share it, and on a StaticPool their transactions interleave (a
+    # second BEGIN fails) while a lock in pool events deadlocks on its shared record.
     engine = make_engine(
-        "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+        "sqlite://",
+        poolclass=QueuePool,
+        pool_size=1,
+        max_overflow=0,
+        connect_args={"check_same_thread": False},
     )
-    lock = threading.RLock()
-    event.listen(engine, "checkout", lambda *_: lock.acquire())
-    event.listen(engine, "checkin", lambda *_: lock.release())
     upgrade(engine)
     return engine
 
@@ -352,50 +346,6 @@ def history_engine(settings: Settings) -> tuple[Engine, str | None]:
     return engine, None
 
 
-class ForegroundChecks:
-    """Check rounds in this process whose events a Dispatcher hands to a notifier at once."""
-
-    def __init__(
-        self,
-        *,
-        service: HealthService,
-        dispatcher: Dispatcher,
-        engine: Engine,
-        interval: float,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
-        """``engine``: the private database, disposed by ``close``."""
-        self.service = service
-        self.dispatcher = dispatcher
-        self.interval = interval
-        self._engine = engine
-        self._clock = clock
-
-    def run_round(self, now: datetime | None = None) -> RoundResult:
-        """One round at ``now`` (default: the current grid time), then deliver its events."""
-        result = self.service.run_round(now)
-        self.dispatcher.run_once()
-        return result
-
-    def paced(self, sleep: Callable[[float], None] | None = None) -> Iterator[RoundResult]:
-        """Rounds on the interval grid, the first one now, until the caller stops."""
-        import time
-
-        pause = sleep or time.sleep
-        while True:
-            at = self.service.round_time()
-            yield self.run_round(at)
-            next_at = at + timedelta(seconds=self.interval)
-            delay = (next_at - self._clock()).total_seconds() + GRID_LAG_SECONDS
-            if delay > 0:  # a round longer than the interval skips grid points (coalesced)
-                pause(delay)
-
-    def close(self) -> None:
-        """Stop the workers, drop the Redis connections and the private database."""
-        self.service.close()
-        self._engine.dispose()
-
-
 def foreground_checks(
     *,
     targets: Mapping[str, Target],
@@ -408,6 +358,7 @@ def foreground_checks(
 ) -> ForegroundChecks:
     """Health checks of ``targets`` whose alert state lives in a private database."""
     from bot.health.dispatch import Dispatcher
+    from bot.health.foreground import ForegroundChecks
 
     engine = private_health_engine()
     store = SqlHealthStore(engine)
@@ -425,7 +376,11 @@ def foreground_checks(
     )
     dispatcher = Dispatcher(store=store, notifier=notifier, audit=audit, clock=clock)
     return ForegroundChecks(
-        service=service, dispatcher=dispatcher, engine=engine, interval=interval, clock=clock
+        service=service,
+        dispatcher=dispatcher,
+        interval=interval,
+        on_close=engine.dispose,
+        clock=clock,
     )
 
 

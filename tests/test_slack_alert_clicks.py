@@ -66,6 +66,8 @@ def test_acknowledge_click_is_stored_audited_and_queued(
 
     assert response.status_code == 200
     wait_until(lambda: stored(rig, alert.id).acknowledged_by == "U0BOB")
+    # The click wins the UPDATE first, then is audited: wait for the row too.
+    wait_until(lambda: len(entries(rig, "alert.acknowledged")) == 1)
     [entry] = entries(rig, "alert.acknowledged")
     assert (entry.actor, entry.actor_name, entry.source) == ("U0BOB", "bob", "slack")
     assert entry.parameters["alert_id"] == alert.id
@@ -91,6 +93,7 @@ def test_snooze_click_is_stored_audited_and_queued(
     assert bot.click(SNOOZE_4H, alert.id, ts=alert.message_ts).status_code == 200
 
     wait_until(lambda: stored(rig, alert.id).snoozed_by == "U0BOB")
+    wait_until(lambda: len(entries(rig, "alert.snoozed")) == 1)
     snoozed = stored(rig, alert.id)
     assert snoozed.snoozed_until == rig.clock() + timedelta(hours=4)
     assert snoozed.acknowledged_by is None
