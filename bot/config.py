@@ -264,15 +264,20 @@ def load_targets(settings: Settings) -> dict[str, Target]:
     return _read_targets_file(settings.targets_file, settings.session_pattern)
 
 
-def _read_targets_file(path: Path, default_pattern: str) -> dict[str, Target]:
+def read_yaml(path: Path, *, what: str) -> Any:
+    """The YAML document in ``path``; one ConfigError line naming ``what`` file it is."""
     try:
-        raw: Any = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except OSError as err:
-        raise ConfigError(f"cannot read targets file {path}: {err.strerror}") from None
+        raise ConfigError(f"cannot read {what} {path}: {err.strerror}") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"targets file {path} is not UTF-8 text") from None
+        raise ConfigError(f"{what} {path} is not UTF-8 text") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"targets file {path} is not valid YAML: {err}".splitlines()[0]) from None
+        raise ConfigError(f"{what} {path} is not valid YAML: {err}".splitlines()[0]) from None
+
+
+def _read_targets_file(path: Path, default_pattern: str) -> dict[str, Target]:
+    raw = read_yaml(path, what="targets file")
     entries = raw.get("targets") if isinstance(raw, dict) else raw
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"targets file {path}: expected a non-empty list under 'targets'")

@@ -9,7 +9,6 @@ Only the samples are canned: ``CannedSource`` is a fake of our ``SampleSource`` 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -20,7 +19,6 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-import uvicorn
 from prometheus_client import CollectorRegistry
 from slack_sdk.models.blocks import Block
 from sqlalchemy import Engine
@@ -40,9 +38,9 @@ from bot.slack.metrics import BotMetrics
 from bot.slack.notifier import SlackNotifier
 from bot.web import create_web_app
 from bot.wiring import diagnosis_service
+from tests.asgiserver import ThreadedServer
 from tests.fakeslack import Call, FakeSlack
-from tests.redisserver import free_port
-from tests.slacksign import signed_headers
+from tests.slacksign import button_click_payload, signed_headers
 
 SECRET = "test-signing-secret"
 TOKEN = "xoxb-alert-test-token"
@@ -276,26 +274,15 @@ class AlertBot:
         timestamp: int | None = None,
     ) -> httpx.Response:
         """A signed button click on the message ``ts`` of the alerts channel."""
-        payload = {
-            "type": "block_actions",
-            "team": {"id": "T0FAKE", "domain": "fake"},
-            "user": {"id": user[0], "username": user[1], "name": user[1], "team_id": "T0FAKE"},
-            "api_app_id": "A0APP",
-            "container": {"type": "message", "message_ts": ts, "channel_id": ALERTS},
-            "trigger_id": f"{next(self._triggers)}.42.click",
-            "channel": {"id": ALERTS, "name": "alerts"},
-            "message": {"type": "message", "ts": ts, "text": "…"},
-            "response_url": self.fake.response_url("click"),
-            "actions": [
-                {
-                    "type": "button",
-                    "action_id": action_id,
-                    "block_id": "redis_mem.alert",
-                    "value": value,
-                    "action_ts": "1700000001.000001",
-                }
-            ],
-        }
+        payload = button_click_payload(
+            action_id=action_id,
+            value=value,
+            response_url=self.fake.response_url("click"),
+            user=user,
+            channel=ALERTS,
+            ts=ts,
+            trigger_id=f"{next(self._triggers)}.42.click",
+        )
         return self.post(urlencode({"payload": json.dumps(payload)}), timestamp=timestamp)
 
     def command(self, text: str, *, team_domain: str | None = "fake") -> httpx.Response:
@@ -319,7 +306,7 @@ class AlertBot:
 @pytest.fixture
 def start_alert_bot(rig: AlertRig) -> Iterator[Callable[..., AlertBot]]:
     """Start the Bolt app (``health`` wired, or None) under uvicorn on a free port."""
-    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+    servers: list[ThreadedServer] = []
 
     def start(*, with_health: bool = True) -> AlertBot:
         settings = rig.settings
@@ -333,21 +320,12 @@ def start_alert_bot(rig: AlertRig) -> Iterator[Callable[..., AlertBot]]:
             health=rig.service if with_health else None,
         )
         web = create_web_app(registry=registry, bolt_app=bolt, ready=lambda: True)
-        port = free_port()
-        config = uvicorn.Config(
-            web, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        servers.append((server, thread))
-        wait_until(lambda: server.started)
-        return AlertBot(url=f"http://127.0.0.1:{port}", rig=rig)
+        servers.append(ThreadedServer.start(web))
+        return AlertBot(url=servers[-1].url, rig=rig)
 
     yield start
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(timeout=5)
+    for server in servers:
+        server.stop()
 
 
 # Reading what the fake received -------------------------------------------------------------

@@ -10,7 +10,6 @@ and a hash-chained audit trail on SQLite. Load it with
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,7 +20,6 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-import uvicorn
 from prometheus_client import CollectorRegistry
 from slack_sdk import WebClient
 from slack_sdk.models.blocks import Block
@@ -39,8 +37,8 @@ from bot.slack.metrics import BotMetrics
 from bot.web import create_web_app
 from bot.wiring import diagnosis_service, remediation_service
 from tests.approvals_support import Clock
+from tests.asgiserver import ThreadedServer
 from tests.fakeslack import Call, FakeSlack
-from tests.redisserver import free_port
 from tests.remediation_support import Env
 from tests.slacksign import signed_headers
 
@@ -232,16 +230,9 @@ def slack_bot(env: Env, fake_slack: FakeSlack, tmp_path: Path) -> Iterator[Slack
         remediation=service,
     )
     web = create_web_app(registry=registry, bolt_app=bolt, ready=lambda: True)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(web, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started)
-    yield SlackBot(f"http://127.0.0.1:{port}", fake_slack, env, engine, audit, service, clock)
-    server.should_exit = True
-    thread.join(timeout=5)
+    server = ThreadedServer.start(web)
+    yield SlackBot(server.url, fake_slack, env, engine, audit, service, clock)
+    server.stop()
     engine.dispose()
 
 

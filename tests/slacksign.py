@@ -23,16 +23,26 @@ def signed_headers(*, secret: str, body: str, timestamp: int | None = None) -> d
     }
 
 
-def button_click_payload(*, action_id: str, value: str, response_url: str) -> dict[str, object]:
-    """A ``block_actions`` payload: U0ALICE clicks a button on a message in C0OPS."""
+def button_click_payload(
+    *,
+    action_id: str,
+    value: str,
+    response_url: str,
+    user: tuple[str, str] = ("U0ALICE", "alice"),
+    channel: str = "C0OPS",
+    ts: str | None = "1700000000.000001",
+    trigger_id: str = "1337.43",
+) -> dict[str, object]:
+    """A ``block_actions`` payload: ``user`` clicks a button on message ``ts`` in ``channel``."""
     return {
         "type": "block_actions",
-        "team": {"id": "T0FAKE"},
-        "user": {"id": "U0ALICE", "name": "alice"},
+        "team": {"id": "T0FAKE", "domain": "fake"},
+        "user": {"id": user[0], "username": user[1], "name": user[1], "team_id": "T0FAKE"},
         "api_app_id": "A0APP",
-        "channel": {"id": "C0OPS"},
-        "container": {"type": "message", "message_ts": "1700000000.000001"},
-        "trigger_id": "1337.43",
+        "channel": {"id": channel},
+        "container": {"type": "message", "message_ts": ts, "channel_id": channel},
+        "message": {"type": "message", "ts": ts, "text": "…"},
+        "trigger_id": trigger_id,
         "response_url": response_url,
         "actions": [
             {

@@ -8,12 +8,12 @@ short of ``for``, gaps inside the lookback and beyond it, counter resets,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from bot.health.rules import ConfiguredRule, RuleBook
+from bot.health.rules import RuleBook
+from tests.health_support import book
 from tests.promtool_oracle import Check, promtool_available, promtool_tests, run_promtool
 
 UP = Check(used=50)
@@ -24,15 +24,6 @@ DOWN = Check(up=False)
 def _needs_promtool() -> None:
     if not promtool_available():
         pytest.fail("promtool is not installed; the suite needs it (apt-get install prometheus)")
-
-
-def tuned(**changes: dict[str, object]) -> RuleBook:
-    """The default rules with some configs changed: ``tuned(**{"memory-warning": {...}})``."""
-    rules = []
-    for configured in RuleBook.defaults().rules:
-        change = changes.get(configured.id, {})
-        rules.append(ConfiguredRule(configured.rule, replace(configured.config, **change)))
-    return RuleBook(tuple(rules))
 
 
 def assert_same_as_prometheus(
@@ -77,7 +68,7 @@ def test_memory_edges_threshold_for_and_lookback(tmp_path: Path) -> None:
 
 
 def test_keep_firing_for_holds_through_a_dance_around_the_threshold(tmp_path: Path) -> None:
-    rules = tuned(**{"memory-warning": {"for_seconds": 180, "keep_firing_for_seconds": 120}})
+    rules = book(**{"memory-warning": {"for_seconds": 180, "keep_firing_for_seconds": 120}})
     used = [70, 81, 81, 81, 81, 79, 81, 79, 79, 81, 79, 79, 79, 79, 81, 81, 81, 81, 70, 70, 70]
     expected = assert_same_as_prometheus(tmp_path, [Check(used=u) for u in used], rules, extra=3)
     assert fired_at(expected, "memory-warning") == [4, 17]
@@ -111,7 +102,7 @@ def test_store_down_for_one_minute_and_beyond_the_lookback(tmp_path: Path) -> No
 
 
 def test_connections_ratio_and_rejections(tmp_path: Path) -> None:
-    rules = tuned(**{"connections-exhausted": {"for_seconds": 120}})
+    rules = book(**{"connections-exhausted": {"for_seconds": 120}})
     clients = [90] * 5 + [91] * 4 + [50] * 3 + [50] * 6
     rejected = [0] * 12 + [3, 5, 9, 9, 2, 2]  # grows three times, then a restart resets it
     checks = [Check(used=50, clients=c, rejected=r) for c, r in zip(clients, rejected, strict=True)]

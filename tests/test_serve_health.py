@@ -104,10 +104,12 @@ class Serve:
 
     def click(self, action_id: str, value: str, *, ts: str, timestamp: int | None = None) -> int:
         payload = button_click_payload(
-            action_id=action_id, value=value, response_url=self.fake.response_url("click")
+            action_id=action_id,
+            value=value,
+            response_url=self.fake.response_url("click"),
+            channel=CHANNEL,
+            ts=ts,
         )
-        payload["channel"] = {"id": CHANNEL}
-        payload["container"] = {"type": "message", "message_ts": ts, "channel_id": CHANNEL}
         body = urlencode({"payload": json.dumps(payload)})
         headers = signed_headers(secret=SECRET, body=body, timestamp=timestamp)
         return self.http.post(f"{self.url}/slack/events", content=body, headers=headers).status_code

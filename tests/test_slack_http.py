@@ -7,7 +7,6 @@ bot diagnoses real redis-servers and talks to ``tests.fakeslack`` over HTTP.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,7 +17,6 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 import redis
-import uvicorn
 from prometheus_client import CollectorRegistry
 from slack_sdk.models.blocks import Block
 
@@ -33,6 +31,7 @@ from bot.slack.app import build_app
 from bot.slack.metrics import BotMetrics
 from bot.web import create_web_app
 from bot.wiring import diagnosis_service
+from tests.asgiserver import ThreadedServer
 from tests.conftest import RedisFactory
 from tests.fakeslack import FakeSlack
 from tests.redisserver import free_port
@@ -136,7 +135,7 @@ def targets(redis_factory: RedisFactory) -> dict[str, Target]:
 @pytest.fixture
 def start_bot(fake_slack: FakeSlack, targets: dict[str, Target]) -> Iterator[Callable[..., Bot]]:
     """Start the ASGI app under uvicorn on a free port (stopped after the test)."""
-    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+    servers: list[ThreadedServer] = []
 
     def start(audit: Any = None, audit_reader: Any = None) -> Bot:
         settings = Settings(
@@ -155,21 +154,12 @@ def start_bot(fake_slack: FakeSlack, targets: dict[str, Target]) -> Iterator[Cal
             audit_reader=audit_reader,
         )
         web = create_web_app(registry=registry, bolt_app=bolt, ready=lambda: True)
-        port = free_port()
-        config = uvicorn.Config(
-            web, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        servers.append((server, thread))
-        wait_until(lambda: server.started)
-        return Bot(url=f"http://127.0.0.1:{port}", fake=fake_slack, audit=sink)
+        servers.append(ThreadedServer.start(web))
+        return Bot(url=servers[-1].url, fake=fake_slack, audit=sink)
 
     yield start
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(timeout=5)
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture

@@ -15,8 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from bot.config import read_yaml
 from bot.diagnosis.model import Severity
 from bot.errors import ConfigError, UsageError
 from bot.health.rules import RULES_BY_ID, ConfiguredRule, RuleBook, RuleConfig
@@ -51,14 +50,7 @@ def load_rules(path: Path | None) -> RuleBook:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        document: Any = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise ConfigError(f"cannot read rules file {path}: {err.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"rules file {path} is not UTF-8 text") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"rules file {path} is not valid YAML: {err}".splitlines()[0]) from None
+    document = read_yaml(path, what="rules file")
     rules = document.get("rules") if isinstance(document, dict) else None
     if not isinstance(rules, dict):
         raise ConfigError(f"rules file {path}: expected a mapping under 'rules:' keyed by rule id")
