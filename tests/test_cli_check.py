@@ -195,20 +195,15 @@ def test_unknown_target_is_one_line_exit_2(
     assert_one_line_error(result, "unknown target 'nope'", "default")
 
 
-@pytest.mark.parametrize(
-    ("rules", "needles"),
-    [
-        ("rules:\n  memory-warning: {for: banana}\n", ("memory-warning.for", "banana")),
-        ("rules:\n  memory-critical: {threshhold: 0.9}\n", ("memory-critical", "threshhold")),
-        ("rules:\n  store-down: {severity: page}\n", ("store-down.severity",)),
-        ("rules:\n  memory-wrning: {for: 1m}\n", ("memory-wrning",)),
-    ],
-)
 def test_a_bad_rules_file_is_one_line_exit_2_naming_rule_and_field(
-    rules: str, needles: tuple[str, ...], db_env: dict[str, str], tmp_path: Path
+    db_env: dict[str, str], tmp_path: Path
 ) -> None:
+    # Every kind of mistake is covered in process (tests/test_health_rules.py); here, that
+    # the command turns one into exit 2 and one line.
+    rules = "rules:\n  memory-warning: {for: banana}\n"
     env = {**db_env, **write_rules(tmp_path / "rules.yaml", rules)}
-    assert_one_line_error(run_cli("check", "--json", env=env), "rules file", *needles)
+    result = run_cli("check", "--json", env=env)
+    assert_one_line_error(result, "rules file", "memory-warning.for", "banana")
 
 
 # History ------------------------------------------------------------------------------------

@@ -123,6 +123,8 @@ def test_escalation_lifts_acknowledgement_and_snooze() -> None:
     plan = walk.step(sample(4, used=95))
     [change] = plan.changes
     assert change.clear_ack and change.clear_snooze
+    [escalated] = plan.events
+    assert escalated.detail.endswith("(memory-warning); acknowledgement and snooze lifted")
     assert change.alert.acknowledged_by is None and change.alert.snoozed_until is None
 
 

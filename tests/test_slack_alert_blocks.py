@@ -255,7 +255,7 @@ def test_thread_replies_per_kind() -> None:
     cases = {
         EventKind.ESCALATED: (
             alert,
-            "🔴 Escalated to critical: 93.1% of 512.0 MB (threshold 90%) (ack and snooze lifted)",
+            "🔴 Escalated to critical: 93.1% of 512.0 MB (threshold 90%)",
             True,
         ),
         EventKind.DEESCALATED: (alert, "🔴 Down to critical: 93.1% of 512.0 MB", False),

@@ -150,6 +150,11 @@ def _update(
                 alert.acknowledged_by is not None,
                 alert.snoozed_by is not None,
             )
+            lifted = [
+                n for n, on in (("acknowledgement", clear_ack), ("snooze", clear_snooze)) if on
+            ]
+            if lifted:
+                was += f"; {' and '.join(lifted)} lifted"
             updated = replace(
                 updated,
                 acknowledged_by=None,

@@ -200,7 +200,7 @@ def _reply_text(event: AlertEvent, alert: Alert) -> str | None:
     mark = SEVERITY_MARK[event.severity]
     match event.kind:
         case EventKind.ESCALATED:
-            return f"{mark} Escalated to {event.severity.value}: {detail} (ack and snooze lifted)"
+            return f"{mark} Escalated to {event.severity.value}: {detail}"
         case EventKind.DEESCALATED:
             return f"{mark} Down to {event.severity.value}: {detail}"
         case EventKind.RESOLVED:
