@@ -9,7 +9,6 @@ Only the samples are canned: ``CannedSource`` is a fake of our ``SampleSource`` 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -20,7 +19,6 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
-from slack_sdk.models.blocks import Block
 from sqlalchemy import Engine
 
 from bot.audit.engine import make_engine
@@ -41,6 +39,7 @@ from bot.wiring import diagnosis_service
 from tests.asgiserver import ThreadedServer
 from tests.fakeslack import Call, FakeSlack
 from tests.slacksign import button_click_payload, signed_headers
+from tests.test_slack_http import rebuilt, wait_until
 
 SECRET = "test-signing-secret"
 TOKEN = "xoxb-alert-test-token"
@@ -329,21 +328,6 @@ def start_alert_bot(rig: AlertRig) -> Iterator[Callable[..., AlertBot]]:
 
 
 # Reading what the fake received -------------------------------------------------------------
-
-
-def wait_until(predicate: Callable[[], bool], *, timeout: float = 15.0) -> None:
-    """Poll ``predicate`` (bounded) instead of sleeping a fixed time."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
-
-
-def rebuilt(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Parse with slack_sdk (which checks Slack's limits) and serialise again."""
-    parsed = [Block.parse(block) for block in blocks]
-    return [block.to_dict() for block in parsed if block is not None]
 
 
 def channel_posts(fake: FakeSlack) -> list[Call]:

@@ -125,7 +125,7 @@ def _fire(
         detail=top.reading.detail,
         channel=channel,
     )
-    return AlertChange(alert, new=True), _event(EventKind.FIRED, alert, now)
+    return AlertChange(alert, new=True), alert_event(EventKind.FIRED, alert, now)
 
 
 def _update(
@@ -163,14 +163,16 @@ def _update(
                 snoozed_until=None,
                 last_notified_at=now,
             )
-        events.append(_event(kind, updated, now, extra=was))
+        events.append(alert_event(kind, updated, now, extra=was))
     elif alert.snoozed_until is not None and now >= alert.snoozed_until:
         clear_snooze = True
         updated = replace(updated, snoozed_by=None, snoozed_until=None, last_notified_at=now)
-        events.append(_event(EventKind.SNOOZE_ENDED, updated, now, extra=_firing_for(alert, now)))
+        events.append(
+            alert_event(EventKind.SNOOZE_ENDED, updated, now, extra=_firing_for(alert, now))
+        )
     elif _reminder_due(alert, now, repeat):
         updated = replace(updated, last_notified_at=now)
-        events.append(_event(EventKind.REMINDER, updated, now, extra=_firing_for(alert, now)))
+        events.append(alert_event(EventKind.REMINDER, updated, now, extra=_firing_for(alert, now)))
     if updated == alert:
         return None, events
     return AlertChange(updated, clear_ack=clear_ack, clear_snooze=clear_snooze), events
@@ -197,15 +199,25 @@ def _resolve(
         value=reading.value if reading is not None else alert.value,
     )
     lasted = f"firing for {format_duration((now - alert.fired_at).total_seconds())}"
-    return AlertChange(resolved), _event(EventKind.RESOLVED, resolved, now, extra=lasted)
+    return AlertChange(resolved), alert_event(EventKind.RESOLVED, resolved, now, extra=lasted)
 
 
 def _firing_for(alert: Alert, now: datetime) -> str:
     return f"firing for {format_duration((now - alert.fired_at).total_seconds())}"
 
 
-def _event(kind: EventKind, alert: Alert, now: datetime, *, extra: str = "") -> AlertEvent:
-    detail = f"{alert.detail}; {extra}" if extra else alert.detail
+def alert_event(
+    kind: EventKind,
+    alert: Alert,
+    now: datetime,
+    *,
+    extra: str = "",
+    detail: str | None = None,
+    actor: str | None = None,
+) -> AlertEvent:
+    """An event about ``alert`` at ``now``: its detail (plus ``extra``), or ``detail``."""
+    if detail is None:
+        detail = f"{alert.detail}; {extra}" if extra else alert.detail
     return AlertEvent(
         kind=kind,
         target=alert.target,
@@ -215,4 +227,5 @@ def _event(kind: EventKind, alert: Alert, now: datetime, *, extra: str = "") -> 
         value=alert.value,
         alert_id=alert.id,
         detail=detail,
+        actor=actor,
     )

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from bot.audit.entry import AuditEntry, AuditSink
 from bot.config import Target
 from bot.errors import AuditUnavailable, RedisMemError, Refused
-from bot.health.alerts import AlertChange, AlertPlan, plan_alerts
+from bot.health.alerts import AlertChange, AlertPlan, alert_event, plan_alerts
 from bot.health.engine import Outcome, evaluate
 from bot.health.model import Alert, AlertEvent, EventKind, RuleState, RuleStatus, Sample
 from bot.health.ports import Diagnoser, Evaluation, HealthStore, SampleSource, Snooze
@@ -376,17 +376,7 @@ class HealthService:
         detail: str,
     ) -> None:
         """Audit the click, then queue the message refresh (audit failure: raised after)."""
-        event = AlertEvent(
-            kind=kind,
-            target=alert.target,
-            rule=alert.rule,
-            severity=alert.severity,
-            at=now,
-            value=alert.value,
-            alert_id=alert.id,
-            detail=detail,
-            actor=actor,
-        )
+        event = alert_event(kind, alert, now, detail=detail, actor=actor)
         self._store.add_events([event], audited=True)
         self._on_events()
         self._audit.record(
