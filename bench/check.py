@@ -22,8 +22,6 @@ as in ``redis-mem serve`` with the default DATABASE_URL. Prints, medians of
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import statistics
 import sys
 import tempfile
@@ -144,7 +142,6 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             run(Path(tmp), healthy, hung, args)
     finally:
-        os.kill(hung._proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
         for server in [*servers, hung]:
             server.stop()
 
@@ -159,9 +156,9 @@ def run(tmp: Path, healthy: dict[str, Target], hung: RedisServer, args: argparse
         service.run_round(now=START)  # connections opened, history loaded
         healthy_only.run_round(now=START)
         cpu = cpu_per_check(healthy_only, args.runs, first_minute=1)
-        os.kill(hung._proc.pid, signal.SIGSTOP)  # type: ignore[union-attr]
-        concurrent = medians(timed_rounds(service, store, args.runs, first=1))
-        sequential = medians(sequential_rounds(service, store, args.runs, first=101))
+        with hung.paused():
+            concurrent = medians(timed_rounds(service, store, args.runs, first=1))
+            sequential = medians(sequential_rounds(service, store, args.runs, first=101))
     finally:
         service.close()
         healthy_only.close()

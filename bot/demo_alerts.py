@@ -32,9 +32,9 @@ SERVER_ARGS = ("--maxmemory", "8mb", "--maxmemory-policy", "noeviction")
 TARGET = "demo-sessions"
 PREFIX = "session:demo:"
 INTERVAL = 0.5  # seconds between rounds
-# Longer than FIRED -> ESCALATED takes (a fill, a round, a second of ``for``): the
-# reminder comes after the escalation, never before it.
-REPEAT = timedelta(seconds=3)
+# Well beyond what FIRED -> ESCALATED takes (a fill, a round, a second of ``for``), even on
+# a slow machine: the reminder comes after the escalation, never before it.
+REPEAT = timedelta(seconds=5)
 TIMEOUT = 2.0
 # Written as the rules file would say it; every other rule is off (no noise in the demo).
 RULE_OVERRIDES: dict[str, dict[str, Any]] = {

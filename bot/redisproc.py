@@ -6,10 +6,13 @@ For ``redis-mem demo``, the benchmarks and the tests: never for production.
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
@@ -101,9 +104,32 @@ class RedisServer:
         lines = log.read_text().strip().splitlines() if log.exists() else []
         return lines[-1] if lines else "no log"
 
+    def pause(self) -> None:
+        """SIGSTOP the server: it still accepts TCP connections but answers nothing (hung)."""
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT a paused server."""
+        self._signal(signal.SIGCONT)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Hung for the duration of the block, whatever happens in it."""
+        self.pause()
+        try:
+            yield
+        finally:
+            self.resume()
+
+    def _signal(self, signum: signal.Signals) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            raise ConfigError("redis-server is not running")
+        self._proc.send_signal(signum)
+
     def stop(self) -> None:
         """Terminate the process and remove its directory."""
         if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGCONT)  # a paused server could not act on SIGTERM
             self._proc.terminate()
             try:
                 self._proc.wait(timeout=5)

@@ -20,6 +20,7 @@ from bot.audit.engine import make_engine
 from bot.audit.entry import AuditSink
 from bot.audit.migrate import prepare_database
 from bot.audit.store import SqlAuditStore
+from bot.clock import utc_now
 from bot.config import DEFAULT_TARGET_NAME, Settings, Target, load_targets
 from bot.errors import UsageError
 from bot.health.digest import diagnose_for_alert
@@ -31,7 +32,7 @@ from bot.redisinfo.ops import LiveRedisOps
 from bot.redisinfo.probe import LiveRedisProbe
 from bot.redisinfo.sampler import LiveSampleSource
 from bot.redisinfo.snapshot import RedisProbe
-from bot.remediation.model import RemediationLimits, utc_now
+from bot.remediation.model import RemediationLimits
 from bot.remediation.ports import Cluster, RedisOps
 from bot.services.diagnose import DiagnosisService
 
@@ -378,7 +379,6 @@ def foreground_checks(
     return ForegroundChecks(
         service=service,
         dispatcher=dispatcher,
-        interval=interval,
         on_close=engine.dispose,
         clock=clock,
     )

@@ -32,6 +32,8 @@ class ThreadedServer:
         thread.start()
         deadline = time.monotonic() + timeout
         while not server.started:
+            if not thread.is_alive():
+                raise AssertionError(f"uvicorn exited at start (port {port} in use?)")
             if time.monotonic() > deadline:
                 raise AssertionError("uvicorn did not start in time")
             time.sleep(0.02)

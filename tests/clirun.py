@@ -20,14 +20,19 @@ class CliResult:
     stderr: str
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> CliResult:
-    """Run ``redis-mem ARGS`` with a clean, explicit environment (plus ``env``)."""
+def clean_env(**env: str) -> dict[str, str]:
+    """This process's environment without any of the bot's settings, plus ``env``."""
     base = {
         k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "SLACK_", "DATABASE_"))
     }
+    return {**base, **env}
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> CliResult:
+    """Run ``redis-mem ARGS`` with a clean, explicit environment (plus ``env``)."""
     proc = subprocess.run(
         [REDIS_MEM, *args],
-        env={**base, **(env or {})},
+        env=clean_env(**(env or {})),
         cwd=cwd,
         capture_output=True,
         text=True,

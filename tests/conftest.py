@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
+from tests.fakeslack import FakeSlack
 from tests.redisserver import RedisServer, redis_server_available
 
 # Shared fixture modules that test modules both import and load as plugins: have
@@ -53,3 +54,11 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     yield client
     client.close()
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    """The fake Slack Web API on a free loopback port (a module may override it)."""
+    fake = FakeSlack().start()
+    yield fake
+    fake.stop()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+
+import redis
 
 from bot.config import Target
 from bot.health.model import Sample
 from bot.health.rules import ConfiguredRule, RuleBook
+from bot.redisproc import RedisServer
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 
@@ -56,18 +60,60 @@ def only(*rule_ids: str, **changes: dict[str, object]) -> RuleBook:
 
 @dataclass
 class Clock:
-    """A clock the test moves by hand."""
+    """A clock the test moves by hand, from ``start``."""
 
-    now: datetime = field(default=T0)
+    start: datetime = T0
+    now: datetime = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.now = self.start
 
     def __call__(self) -> datetime:
         return self.now
 
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
+    def at(self, minutes: float) -> datetime:
+        """``start`` plus some minutes."""
+        return self.start + timedelta(minutes=minutes)
 
 
 def target(name: str, url: str, channel: str | None = "C0ALERTS") -> Target:
     """A target with an alert channel."""
     return Target(name=name, redis_url=url, channel=channel)
+
+
+# The two memory rules with short for's, every other rule off.
+MEMORY = only(
+    "memory-warning",
+    "memory-critical",
+    **{"memory-warning": {"for_seconds": 120}, "memory-critical": {"for_seconds": 60}},
+)
+STORE_ARGS = ("--maxmemory", "64mb", "--maxmemory-policy", "noeviction")
+
+
+def session_store(
+    start: Callable[..., RedisServer],
+    *,
+    ratio: float | None = None,
+    megabytes: float = 3,
+    ttl: int | None = 3600,
+) -> RedisServer:
+    """A real redis-server holding ~``megabytes`` of sessions (~1 KB each; ``ttl`` None: no
+    TTL, a ttl-leak), at ``ratio`` of its maxmemory when given. ``start``: redis_factory."""
+    server = start(*STORE_ARGS)
+    client = redis.Redis.from_url(server.url)
+    with client.pipeline(transaction=False) as pipe:
+        for i in range(int(megabytes * 1024)):
+            pipe.set(f"session:{i}", b"s" * 900, ex=ttl)
+        pipe.execute()
+    client.close()
+    if ratio is not None:
+        set_ratio(server, ratio)
+    return server
+
+
+def set_ratio(server: RedisServer, ratio: float) -> None:
+    """Move used/maxmemory to ``ratio`` by CONFIG SET maxmemory from what INFO says is used."""
+    client = redis.Redis.from_url(server.url)
+    used = int(client.info("memory")["used_memory"])
+    client.config_set("maxmemory", str(int(used / ratio)))
+    client.close()

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -28,7 +27,7 @@ from bot.config import Settings, Target
 from bot.errors import RedisUnavailable
 from bot.health.dispatch import Dispatcher
 from bot.health.model import Alert, AlertDiagnosis, Sample, ScenarioDigest
-from bot.health.rules import ConfiguredRule, RuleBook, RuleConfig
+from bot.health.rules import RuleBook
 from bot.health.service import HealthService
 from bot.health.store import SqlHealthStore
 from bot.slack.app import alert_client, build_app
@@ -38,8 +37,8 @@ from bot.web import create_web_app
 from bot.wiring import diagnosis_service
 from tests.asgiserver import ThreadedServer
 from tests.fakeslack import Call, FakeSlack
+from tests.health_support import Clock, only
 from tests.slacksign import button_click_payload, signed_headers
-from tests.test_slack_http import rebuilt, wait_until
 
 SECRET = "test-signing-secret"
 TOKEN = "xoxb-alert-test-token"
@@ -54,23 +53,6 @@ def start_of_minute() -> datetime:
     """Now, floored to the minute: the rounds' grid, close to the real time."""
     now = datetime.now(UTC)
     return now.replace(second=0, microsecond=0)
-
-
-@dataclass
-class Clock:
-    """A clock the test moves by hand, starting near the real time (views read real time)."""
-
-    start: datetime = field(default_factory=start_of_minute)
-    now: datetime = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.now = self.start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def at(self, minutes: float) -> datetime:
-        return self.start + timedelta(minutes=minutes)
 
 
 @dataclass
@@ -103,20 +85,14 @@ class CannedSource:
         return None
 
 
-def memory_rules(warning_for: float = 120, critical_for: float = 60) -> RuleBook:
+def memory_rules() -> RuleBook:
     """The memory rules with short for-durations, and store-down; every other rule off."""
-    changes: dict[str, dict[str, Any]] = {
-        "memory-warning": {"for_seconds": warning_for},
-        "memory-critical": {"for_seconds": critical_for},
-        "store-down": {},
-    }
-    rules = []
-    for configured in RuleBook.defaults().rules:
-        config: RuleConfig = replace(
-            configured.config, **changes.get(configured.id, {"enabled": False})
-        )
-        rules.append(ConfiguredRule(configured.rule, config))
-    return RuleBook(tuple(rules))
+    return only(
+        "memory-warning",
+        "memory-critical",
+        "store-down",
+        **{"memory-warning": {"for_seconds": 120}, "memory-critical": {"for_seconds": 60}},
+    )
 
 
 def canned_diagnosis(checked_at: datetime) -> AlertDiagnosis:
@@ -145,7 +121,7 @@ class AlertRig:
     settings: Settings
     targets: dict[str, Target]
     rules: RuleBook
-    clock: Clock = field(default_factory=Clock)
+    clock: Clock = field(default_factory=lambda: Clock(start=start_of_minute()))
     source: CannedSource = field(default_factory=CannedSource)
     repeat: timedelta = timedelta(minutes=30)
 
@@ -209,13 +185,6 @@ def settings_for(fake: FakeSlack) -> Settings:
         slack_api_url=fake.api_url,
         sample_size=100,
     )
-
-
-@pytest.fixture
-def fake_slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture
@@ -344,41 +313,18 @@ def thread_replies(fake: FakeSlack) -> list[Call]:
     return [c for c in fake.accepted("chat.postMessage") if c.params.get("thread_ts")]
 
 
-def button_values(blocks: list[dict[str, Any]]) -> dict[str, str]:
-    """action_id -> value of every button."""
-    return {
-        el["action_id"]: el["value"]
-        for block in blocks
-        if block["type"] == "actions"
-        for el in block["elements"]
-    }
-
-
-def text_of(blocks: list[dict[str, Any]]) -> str:
-    return json.dumps(blocks, ensure_ascii=False)
-
-
 __all__ = [
     "ALERTS",
     "BOB",
-    "MB",
     "OPS",
     "TOKEN",
     "AlertBot",
     "AlertRig",
-    "CannedSource",
-    "Clock",
-    "button_values",
-    "canned_diagnosis",
     "channel_posts",
     "engine",
-    "fake_slack",
     "memory_rules",
-    "rebuilt",
     "rig",
     "settings_for",
     "start_alert_bot",
-    "text_of",
     "thread_replies",
-    "wait_until",
 ]

@@ -10,8 +10,7 @@ and a hash-chained audit trail on SQLite. Load it with
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +21,6 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 from slack_sdk import WebClient
-from slack_sdk.models.blocks import Block
 from sqlalchemy import Engine
 
 from bot.approvals.model import ApprovalRequest
@@ -40,6 +38,7 @@ from tests.approvals_support import Clock
 from tests.asgiserver import ThreadedServer
 from tests.fakeslack import Call, FakeSlack
 from tests.remediation_support import Env
+from tests.slackcheck import button_values, wait_until
 from tests.slacksign import signed_headers
 
 SECRET = "test-signing-secret"
@@ -159,45 +158,10 @@ class SlackBot:
         return [e.action for e in reversed(self.audit.list_entries(limit=1000))]
 
 
-def wait_until(predicate: Callable[[], bool], *, timeout: float = 15.0) -> None:
-    """Poll (bounded) instead of sleeping a fixed time."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
-
-
-def rebuilt(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Parse with slack_sdk (checks Slack's limits) and serialise again."""
-    parsed = [Block.parse(block) for block in blocks]
-    return [block.to_dict() for block in parsed if block is not None]
-
-
-def button_values(blocks: list[dict[str, Any]]) -> dict[str, str]:
-    """action_id -> value of every button."""
-    return {
-        el["action_id"]: el["value"]
-        for block in blocks
-        if block["type"] == "actions"
-        for el in block["elements"]
-    }
-
-
-def text_of(blocks: list[dict[str, Any]]) -> str:
-    return json.dumps(blocks, ensure_ascii=False)
-
-
-@pytest.fixture
-def fake_slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack(usergroup_users={"S0ONCALL": ["W0ONCALL1"]}).start()
-    yield fake
-    fake.stop()
-
-
 @pytest.fixture
 def slack_bot(env: Env, fake_slack: FakeSlack, tmp_path: Path) -> Iterator[SlackBot]:
     """uvicorn + Bolt + the real RemediationService (wired by bot.wiring) on the fakes."""
+    fake_slack.usergroup_users["S0ONCALL"] = ["W0ONCALL1"]  # the approvers' user group
     engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
     upgrade(engine)
     audit = SqlAuditStore(engine)
@@ -268,10 +232,7 @@ __all__ = [
     "SECRET",
     "SlackBot",
     "button_values",
-    "fake_slack",
-    "rebuilt",
     "slack_bot",
-    "text_of",
     "ts_of",
     "wait_for_final_update",
     "wait_until",

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from sqlalchemy import Engine
 
 from bot.audit.engine import make_engine
@@ -26,37 +25,11 @@ from bot.wiring import health_service
 from tests.clirun import CliResult, run_cli
 from tests.conftest import RedisFactory
 from tests.dbfixtures import db_url  # noqa: F401  (fixture: SQLite and PostgreSQL)
-from tests.redisserver import RedisServer, free_port
+from tests.health_support import session_store
+from tests.redisserver import free_port
 
-SERVER_ARGS = ("--maxmemory", "64mb", "--maxmemory-policy", "noeviction")
 TARGET_KEYS = {"target", "reachable", "usage_ratio", "evicted_per_second", "error", "alerts"}
 ALERT_KEYS = {"rule", "state", "active_since", "value", "severity"}
-
-
-# Helpers shared with test_cli_watch.py ----------------------------------------------------
-
-
-def fill_sessions(client: redis.Redis, *, megabytes: float) -> None:
-    """Write real session keys (~1 KB each, with a TTL) worth about ``megabytes``."""
-    with client.pipeline(transaction=False) as pipe:
-        for i in range(int(megabytes * 1024)):
-            pipe.set(f"session:{i}", b"s" * 900, ex=3600)
-        pipe.execute()
-
-
-def set_usage(client: redis.Redis, ratio: float) -> None:
-    """Move used/maxmemory to ``ratio`` by setting maxmemory from what INFO says is used."""
-    used = int(client.info("memory")["used_memory"])
-    client.config_set("maxmemory", str(int(used / ratio)))
-
-
-def session_store(redis_factory: RedisFactory, ratio: float) -> tuple[RedisServer, redis.Redis]:
-    """A redis-server holding ~3 MB of sessions, at ``ratio`` of its maxmemory."""
-    server = redis_factory(*SERVER_ARGS)
-    client = redis.Redis.from_url(server.url)
-    fill_sessions(client, megabytes=3)
-    set_usage(client, ratio)
-    return server, client
 
 
 def write_rules(path: Path, text: str) -> dict[str, str]:
@@ -109,7 +82,7 @@ def by_rule(target: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_check_json_has_exactly_the_contract_keys_and_a_healthy_store_exits_0(
     redis_factory: RedisFactory, db_env: dict[str, str]
 ) -> None:
-    server, _ = session_store(redis_factory, 0.5)
+    server = session_store(redis_factory, ratio=0.5)
     result, doc = check_json({**db_env, "REDIS_URL": server.url})
     assert result.code == 0, result
     assert result.stderr == ""
@@ -134,7 +107,7 @@ def test_check_json_has_exactly_the_contract_keys_and_a_healthy_store_exits_0(
 def test_check_exits_1_above_90_percent_before_the_for_has_passed(
     redis_factory: RedisFactory, db_env: dict[str, str]
 ) -> None:
-    server, _ = session_store(redis_factory, 0.95)
+    server = session_store(redis_factory, ratio=0.95)
     result, doc = check_json({**db_env, "REDIS_URL": server.url})
     assert result.code == 1, result
     rules = by_rule(doc["targets"][0])
@@ -150,7 +123,7 @@ def test_check_exits_1_above_90_percent_before_the_for_has_passed(
 def test_a_target_that_is_down_is_store_down_with_a_one_line_error(
     redis_factory: RedisFactory, db_env: dict[str, str], tmp_path: Path
 ) -> None:
-    server, _ = session_store(redis_factory, 0.5)
+    server = session_store(redis_factory, ratio=0.5)
     targets = tmp_path / "targets.yaml"
     down = f"redis://:s3cret-pw@127.0.0.1:{free_port()}/0"
     targets.write_text(
@@ -175,7 +148,7 @@ def test_a_target_that_is_down_is_store_down_with_a_one_line_error(
 def test_check_prints_a_table_for_humans(
     redis_factory: RedisFactory, db_env: dict[str, str]
 ) -> None:
-    server, _ = session_store(redis_factory, 0.85)
+    server = session_store(redis_factory, ratio=0.85)
     result = run_cli("check", env={**db_env, "REDIS_URL": server.url})
     assert result.code == 0, result  # memory-warning is a warning: no page
     assert "Health check at" in result.stdout
@@ -190,7 +163,7 @@ def test_check_prints_a_table_for_humans(
 def test_unknown_target_is_one_line_exit_2(
     redis_factory: RedisFactory, db_env: dict[str, str]
 ) -> None:
-    server, _ = session_store(redis_factory, 0.5)
+    server = session_store(redis_factory, ratio=0.5)
     result = run_cli("check", "--target", "nope", env={**db_env, "REDIS_URL": server.url})
     assert_one_line_error(result, "unknown target 'nope'", "default")
 
@@ -238,7 +211,7 @@ def url_env(engine: Engine, redis_url: str) -> dict[str, str]:
 def test_check_reads_the_stored_for_timers_and_samples(
     redis_factory: RedisFactory, migrated: Engine
 ) -> None:
-    server, _ = session_store(redis_factory, 0.85)
+    server = session_store(redis_factory, ratio=0.85)
     now = datetime.now(UTC).replace(microsecond=0)
     started = now - timedelta(minutes=2)
     seed_rounds(migrated, redis_url=server.url, at=[started, now - timedelta(minutes=1)])
@@ -256,7 +229,7 @@ def test_check_reads_the_stored_for_timers_and_samples(
 def test_check_applies_a_stored_for_that_has_passed_and_stores_nothing(
     redis_factory: RedisFactory, migrated: Engine
 ) -> None:
-    server, _ = session_store(redis_factory, 0.85)
+    server = session_store(redis_factory, ratio=0.85)
     now = datetime.now(UTC).replace(microsecond=0)
     seed_rounds(migrated, redis_url=server.url, at=[now - timedelta(minutes=11)])
     store = SqlHealthStore(migrated)
@@ -275,7 +248,7 @@ def test_check_applies_a_stored_for_that_has_passed_and_stores_nothing(
 def test_check_never_creates_a_missing_database(
     redis_factory: RedisFactory, tmp_path: Path
 ) -> None:
-    server, _ = session_store(redis_factory, 0.5)
+    server = session_store(redis_factory, ratio=0.5)
     missing = tmp_path / "no-such.db"
     result, doc = check_json({"DATABASE_URL": f"sqlite:///{missing}", "REDIS_URL": server.url})
     assert result.code == 0, result
@@ -288,7 +261,7 @@ def test_check_never_creates_a_missing_database(
 def test_check_neither_migrates_a_database_behind_nor_needs_a_reachable_one(
     redis_factory: RedisFactory, tmp_path: Path
 ) -> None:
-    server, _ = session_store(redis_factory, 0.5)
+    server = session_store(redis_factory, ratio=0.5)
     behind = {"DATABASE_URL": f"sqlite:///{tmp_path / 'old.db'}"}
     assert run_cli("db", "upgrade", "0002", env=behind).code == 0
     down = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/test"}

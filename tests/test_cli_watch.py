@@ -6,26 +6,29 @@ maxmemory``) when the line it waits for arrives: no sleeping through ``for``s.
 
 from __future__ import annotations
 
-import os
 import queue
 import signal
 import subprocess
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from bot.audit.engine import make_engine
+from bot.audit.migrate import upgrade
 from bot.config import Target
-from bot.health.model import Alert, AlertEvent
+from bot.health.model import Alert, AlertEvent, EventKind, RuleStatus
 from bot.health.ports import Delivered
 from bot.health.rules import RuleBook
+from bot.health.store import SqlHealthStore
 from bot.wiring import foreground_checks
-from tests.clirun import REDIS_MEM, run_cli
+from tests.clirun import REDIS_MEM, clean_env, run_cli
 from tests.conftest import RedisFactory
+from tests.health_support import session_store, set_ratio
 from tests.redisserver import free_port
-from tests.test_cli_check import assert_one_line_error, audit_rows, session_store, set_usage
+from tests.test_cli_check import assert_one_line_error, audit_rows, seed_rounds
 
 SHORT_RULES = """\
 rules:
@@ -42,10 +45,9 @@ class Watch:
     """A ``redis-mem watch`` subprocess whose stdout lines are read as they arrive."""
 
     def __init__(self, *args: str, env: dict[str, str]) -> None:
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "DATABASE_"))}
         self.proc = subprocess.Popen(
             [REDIS_MEM, "watch", *args],
-            env={**base, **env},
+            env=clean_env(**env),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -124,7 +126,7 @@ def events(lines: list[str]) -> list[tuple[str, str]]:
 def test_watch_rounds_prints_each_transition_as_one_line(
     redis_factory: RedisFactory, watch_env: dict[str, str]
 ) -> None:
-    server, _ = session_store(redis_factory, 0.95)
+    server = session_store(redis_factory, ratio=0.95)
     result = run_cli("watch", "--rounds", "2", env={**watch_env, "REDIS_URL": server.url})
     assert result.code == 0, result
     assert "Traceback" not in result.stderr
@@ -148,15 +150,15 @@ def test_watch_rounds_prints_each_transition_as_one_line(
 def test_watch_follows_a_store_across_80_and_90_percent_and_back(
     redis_factory: RedisFactory, watch_env: dict[str, str], watches: list[Watch]
 ) -> None:
-    server, client = session_store(redis_factory, 0.5)
+    server = session_store(redis_factory, ratio=0.5)
     watch = Watch("--rounds", "12", env={**watch_env, "REDIS_URL": server.url})
     watches.append(watch)
     watch.wait_for("watching default")
-    set_usage(client, 0.85)
+    set_ratio(server, 0.85)
     watch.wait_for("memory-warning", "FIRING")
-    set_usage(client, 0.95)
+    set_ratio(server, 0.95)
     watch.wait_for("memory-critical", "ESCALATED")
-    set_usage(client, 0.5)
+    set_ratio(server, 0.5)
     watch.wait_for("RESOLVED")
     code, stderr = watch.finish()  # --rounds ends it
     assert code == 0, stderr
@@ -176,7 +178,7 @@ def test_watch_follows_a_store_across_80_and_90_percent_and_back(
 def test_ctrl_c_stops_watch_cleanly_with_exit_0(
     redis_factory: RedisFactory, watch_env: dict[str, str], watches: list[Watch]
 ) -> None:
-    server, _ = session_store(redis_factory, 0.5)
+    server = session_store(redis_factory, ratio=0.5)
     watch = Watch(env={**watch_env, "REDIS_URL": server.url})
     watches.append(watch)
     watch.wait_for("watching default", "Ctrl-C stops")
@@ -190,7 +192,7 @@ def test_ctrl_c_stops_watch_cleanly_with_exit_0(
 def test_watch_configuration_errors_are_one_line_exit_2(
     redis_factory: RedisFactory, watch_env: dict[str, str], tmp_path: Path
 ) -> None:
-    server, _ = session_store(redis_factory, 0.5)
+    server = session_store(redis_factory, ratio=0.5)
     env = {**watch_env, "REDIS_URL": server.url}
     assert_one_line_error(run_cli("watch", "--target", "prod", env=env), "unknown target 'prod'")
     bad = tmp_path / "bad.yaml"
@@ -212,12 +214,23 @@ def test_watch_an_unreachable_target_goes_pending_without_a_traceback(
     assert "hunter2-pw" not in result.stdout + result.stderr
 
 
-def test_watch_holds_no_state_of_a_serve_database(
+def test_watch_neither_uses_nor_writes_the_serve_database(
     redis_factory: RedisFactory, watch_env: dict[str, str]
 ) -> None:
-    """Two watches one after the other each start their alert life cycle afresh."""
-    server, _ = session_store(redis_factory, 0.95)
+    """A serve database with memory-critical pending for 10 minutes: watch neither uses it
+    (with its 1 s for, that timer would fire at once) nor writes to it; and two watches
+    one after the other each start their life cycle afresh."""
+    server = session_store(redis_factory, ratio=0.95)
     env = {**watch_env, "REDIS_URL": server.url}
+    engine = make_engine(watch_env["DATABASE_URL"])
+    upgrade(engine)
+    now = datetime.now(UTC)
+    seed_rounds(
+        engine, redis_url=server.url, at=[now - timedelta(minutes=11), now - timedelta(minutes=10)]
+    )
+    store = SqlHealthStore(engine)
+    seeded = (store.rule_states(), store.recent_samples(since=now - timedelta(hours=1)))
+    assert seeded[0]["default"]["memory-critical"].status is RuleStatus.PENDING
     for _ in range(2):
         result = run_cli("watch", "--rounds", "1", env=env)
         assert result.code == 0, result
@@ -225,6 +238,8 @@ def test_watch_holds_no_state_of_a_serve_database(
             "PENDING",
             "PENDING",
         ]
+    assert (store.rule_states(), store.recent_samples(since=now - timedelta(hours=1))) == seeded
+    engine.dispose()
     assert [r["action"] for r in audit_rows(watch_env)] == ["command.watch"] * 2
 
 
@@ -232,7 +247,7 @@ def test_concurrent_checks_of_many_targets_share_the_private_database(
     redis_factory: RedisFactory,
 ) -> None:
     """The round's workers and the dispatcher take turns on the one in-memory connection."""
-    servers = [session_store(redis_factory, 0.95)[0] for _ in range(4)]
+    servers = [session_store(redis_factory, ratio=0.95) for _ in range(4)]
     targets = {f"t{i}": Target(name=f"t{i}", redis_url=s.url) for i, s in enumerate(servers)}
     targets["down"] = Target(name="down", redis_url=f"redis://127.0.0.1:{free_port()}/0")
     notifier = Collect()
@@ -252,5 +267,5 @@ def test_concurrent_checks_of_many_targets_share_the_private_database(
             assert [c.error for c in result.checks] == [None] * 5
     finally:
         checks.close()
-    fired = {(e.target, e.rule) for e in notifier.events if e.kind.value == "fired"}
+    fired = {(e.target, e.rule) for e in notifier.events if e.kind is EventKind.FIRED}
     assert fired == {(f"t{i}", "memory-critical") for i in range(4)} | {("down", "store-down")}

@@ -9,14 +9,9 @@ from datetime import timedelta
 
 from bot.health.alerts import AlertPlan, plan_alerts
 from bot.health.engine import evaluate
-from bot.health.model import Alert, EventKind, RuleState, Sample, Severity
+from bot.health.model import Alert, EventKind, RuleState, RuleStatus, Sample, Severity
 from bot.health.rules import RuleBook
-from tests.health_support import at, book, down, only, sample
-
-MEMORY = only("memory-warning", "memory-critical", **{
-    "memory-warning": {"for_seconds": 120},
-    "memory-critical": {"for_seconds": 60},
-})  # fmt: skip
+from tests.health_support import MEMORY, at, book, down, only, sample
 
 
 class Walk:
@@ -59,14 +54,15 @@ class Walk:
         for minute, value in enumerate(used, start=start):
             self.step(sample(minute, used=value))
 
-    def kinds(self) -> list[tuple[float, EventKind, str]]:
-        return [entry for entry in self.log if entry[1] not in (EventKind.PENDING,)]
+    def posted(self) -> list[tuple[float, EventKind, str]]:
+        """(minute, kind, rule) of every event but PENDING."""
+        return [entry for entry in self.log if entry[1] is not EventKind.PENDING]
 
 
 def test_warning_then_critical_escalates_the_same_alert_and_falls_back() -> None:
     walk = Walk(MEMORY)
     walk.run([70, 85, 85, 85, 95, 95, 95, 85, 85, 60])
-    assert walk.kinds() == [
+    assert walk.posted() == [
         (3, EventKind.FIRED, "memory-warning"),
         (5, EventKind.ESCALATED, "memory-critical"),
         (7, EventKind.DEESCALATED, "memory-warning"),
@@ -79,8 +75,9 @@ def test_warning_then_critical_escalates_the_same_alert_and_falls_back() -> None
 def test_critical_first_posts_critical_and_warning_firing_later_changes_nothing() -> None:
     walk = Walk(MEMORY)
     walk.run([70, 95, 95, 95, 95])
-    assert walk.kinds() == [(2, EventKind.FIRED, "memory-critical")]
+    assert walk.posted() == [(2, EventKind.FIRED, "memory-critical")]
     assert walk.alerts["memory"].severity is Severity.CRITICAL
+    assert walk.states["memory-warning"].status is RuleStatus.FIRING  # fired at 3: no event
 
 
 def test_one_alert_id_across_escalation_and_resolution() -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from bot.health.rules import RuleBook
 from tests.health_support import book
-from tests.promtool_oracle import Check, promtool_available, promtool_tests, run_promtool
+from tests.promtool_oracle import Check, promtool_available, run_promtool
 
 UP = Check(used=50)
 DOWN = Check(up=False)
@@ -89,7 +89,8 @@ def test_eviction_rate_edges_counter_reset_and_missed_checks(tmp_path: Path) -> 
             evicted += 660  # 11/s
         checks.append(Check(used=50, evicted=evicted))
     expected = assert_same_as_prometheus(tmp_path, checks, RuleBook.defaults(), extra=6)
-    assert fired_at(expected, "eviction-rate")
+    assert fired_at(expected, "eviction-rate") == [17, 35]  # 11/s from 12, + for 5m; again
+    assert resolved_at(expected, "eviction-rate") == [20, 41]  # the restart; the series' end
     assert not any("eviction-rate" in expected[m] for m in range(12))
 
 
@@ -115,8 +116,8 @@ def test_forecast_linear_growth_flat_and_decline(tmp_path: Path) -> None:
     used = [10 + minute for minute in range(40)] + [49] * 30 + [49 - m for m in range(20)]
     checks = [Check(used=u, maxmemory=200) for u in used]
     expected = assert_same_as_prometheus(tmp_path, checks, RuleBook.defaults())
-    assert fired_at(expected, "memory-forecast")
-    assert resolved_at(expected, "memory-forecast")
+    assert fired_at(expected, "memory-forecast") == [16]  # rising from the start, + for 15m
+    assert resolved_at(expected, "memory-forecast") == [75]  # once the hour's fit turns down
 
 
 def test_no_maxmemory_never_fires_the_ratio_rules(tmp_path: Path) -> None:
@@ -127,19 +128,11 @@ def test_no_maxmemory_never_fires_the_ratio_rules(tmp_path: Path) -> None:
 
 def test_promtool_rejects_an_engine_that_fires_one_minute_early(tmp_path: Path) -> None:
     """The oracle can fail: shift one firing a minute earlier and promtool must object."""
-    import subprocess
-
-    import yaml
-
     checks = [Check(used=u) for u in [70] + [85] * 12]
     proc, expected = run_promtool(tmp_path, checks, RuleBook.defaults())
     assert proc.returncode == 0
     first = fired_at(expected, "memory-warning")[0]
     wrong = {**expected, first - 1: {"memory-warning": 0.85}}
-    document = promtool_tests(checks, RuleBook.defaults(), wrong)
-    (tmp_path / "test.yml").write_text(yaml.safe_dump(document, sort_keys=False))
-    failed = subprocess.run(
-        ["promtool", "test", "rules", "test.yml"], cwd=tmp_path, capture_output=True, text=True
-    )
+    failed, _ = run_promtool(tmp_path, checks, RuleBook.defaults(), expected=wrong)
     assert failed.returncode != 0
     assert "memory-warning" in failed.stdout + failed.stderr

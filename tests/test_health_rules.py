@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -187,7 +188,7 @@ def test_forecast_says_when_the_limit_is_reached() -> None:
 
 def test_keep_firing_for_counts_from_the_first_false_evaluation() -> None:
     config = only("memory-warning").get("memory-warning").config
-    config = type(config)(**{**config.__dict__, "keep_firing_for_seconds": 120})
+    config = replace(config, keep_firing_for_seconds=120)
     firing = RuleState("prod", "memory-warning", RuleStatus.FIRING, at(0), 0.85, fired_at=at(0))
     false = Reading(False, 0.7, "70%")
     kept, transition = step(firing, false, target="prod", rule="memory-warning", config=config,

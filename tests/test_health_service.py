@@ -6,11 +6,10 @@ tested end to end in tests/test_serve_health.py.
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import redis
@@ -30,14 +29,8 @@ from bot.health.store import SqlHealthStore
 from bot.redisinfo.sampler import LiveSampleSource
 from tests.conftest import RedisFactory
 from tests.dbfixtures import db_engine, db_url  # noqa: F401
-from tests.health_support import Clock, at, only, target
+from tests.health_support import MEMORY, Clock, at, only, session_store, set_ratio, target
 from tests.redisserver import RedisServer, free_port
-
-MEMORY = only(
-    "memory-warning",
-    "memory-critical",
-    **{"memory-warning": {"for_seconds": 120}, "memory-critical": {"for_seconds": 60}},
-)
 
 
 @dataclass
@@ -112,14 +105,7 @@ class Rig:
 
 @pytest.fixture
 def prod(redis_factory: RedisFactory) -> RedisServer:
-    server = redis_factory("--maxmemory", "64mb", "--maxmemory-policy", "noeviction")
-    client = redis.Redis.from_url(server.url)
-    with client.pipeline(transaction=False) as pipe:
-        for i in range(2000):
-            pipe.set(f"session:{i}", "x" * 500)
-        pipe.execute()
-    client.close()
-    return server
+    return session_store(redis_factory)
 
 
 @pytest.fixture
@@ -127,14 +113,6 @@ def rig(db_engine: Engine, prod: RedisServer) -> Iterator[Rig]:  # noqa: F811
     built = Rig(engine=db_engine, targets={"prod": target("prod", prod.url)}, rules=MEMORY)
     yield built
     built.close()
-
-
-def set_ratio(server: RedisServer, ratio: float) -> None:
-    """Move used/maxmemory to ``ratio`` by changing maxmemory (CONFIG SET), as a test may."""
-    client = redis.Redis.from_url(server.url)
-    used = int(client.info("memory")["used_memory"])
-    client.config_set("maxmemory", str(int(used / ratio)))
-    client.close()
 
 
 def test_warning_fires_after_for_escalates_and_resolves_on_a_real_store(
@@ -158,7 +136,7 @@ def test_warning_fires_after_for_escalates_and_resolves_on_a_real_store(
     ]
     ids = {e.alert_id for e, _ in rig.notifier.events if e.alert_id}
     assert len(ids) == 1  # one message through the whole life
-    [(_, resolved_alert)] = [(e, a) for e, a in rig.notifier.events if e.kind == "resolved"]
+    [(_, resolved_alert)] = [(e, a) for e, a in rig.notifier.events if e.kind is EventKind.RESOLVED]
     assert resolved_alert is not None and resolved_alert.message_ts == "1700000000.000001"
     actions = rig.audit_actions()
     assert [a for a in actions if a.startswith("alert.")] == [
@@ -176,7 +154,7 @@ def test_a_restart_while_pending_fires_at_the_original_time(rig: Rig, prod: Redi
     rig.restart()
     rig.round(2)  # 2 minutes after the first pending evaluation: for: 2m has passed
     assert rig.notifier.kinds() == [("fired", "memory-warning")]
-    [(event, _)] = [(e, a) for e, a in rig.notifier.events if e.kind == "fired"]
+    [(event, _)] = [(e, a) for e, a in rig.notifier.events if e.kind is EventKind.FIRED]
     assert event.at == at(2)
 
 
@@ -207,12 +185,9 @@ def test_unreachable_and_hung_stores_cost_only_their_own_check(
     rig = Rig(engine=db_engine, targets=targets, rules=rules)
     try:
         rig.round(0)  # everyone answers; the hung store's connection is kept open
-        os.kill(hung._proc.pid, signal.SIGSTOP)  # type: ignore[union-attr]
-        try:
+        with hung.paused():
             rig.round(1)
             rig.round(2)
-        finally:
-            os.kill(hung._proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
     finally:
         rig.close()
     samples = rig.store.recent_samples(since=at(0))
@@ -220,7 +195,7 @@ def test_unreachable_and_hung_stores_cost_only_their_own_check(
     assert [s.reachable for s in samples["hung"]] == [True, False, False]
     assert "no answer within 1 s" in (samples["hung"][-1].error or "")
     assert "connection refused" in (samples["gone"][-1].error or "")
-    fired = [(e.target, e.at) for e, _ in rig.notifier.events if e.kind == "fired"]
+    fired = [(e.target, e.at) for e, _ in rig.notifier.events if e.kind is EventKind.FIRED]
     assert fired == [("gone", at(1)), ("hung", at(2))]
 
 
@@ -239,24 +214,31 @@ def test_real_evictions_fire_the_eviction_rate(
                 pipe.set(f"session:{i}", "y" * 400)
             pipe.execute()
         rig.round(1)
+        evicted = int(client.info("stats")["evicted_keys"])
     finally:
         client.close()
         rig.close()
-    assert int(redis.Redis.from_url(server.url).info("stats")["evicted_keys"]) > 3000
+    assert evicted > 3000
     assert rig.notifier.kinds() == [("fired", "eviction-rate")]
-    [(event, _)] = [(e, a) for e, a in rig.notifier.events if e.kind == "fired"]
+    [(event, _)] = [(e, a) for e, a in rig.notifier.events if e.kind is EventKind.FIRED]
     assert event.value is not None and event.value > 10
 
 
-class FlakyStore(SqlHealthStore):
-    """The real store, except that writes fail while ``down`` (the database went away)."""
+class FlakyStore:
+    """A HealthStore that passes every call to the real one, except that recording a check
+    fails while ``down`` (the database went away)."""
 
-    down = False
+    def __init__(self, inner: SqlHealthStore) -> None:
+        self.inner = inner
+        self.down = False
 
     def record(self, evaluation: Evaluation) -> None:
         if self.down:
             raise AuditUnavailable("audit database test unavailable while recording: gone")
-        super().record(evaluation)
+        self.inner.record(evaluation)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 def test_database_down_loses_nothing_the_next_round_sees_it_again(
@@ -264,7 +246,7 @@ def test_database_down_loses_nothing_the_next_round_sees_it_again(
     prod: RedisServer,
 ) -> None:
     rig = Rig(engine=db_engine, targets={"prod": target("prod", prod.url)}, rules=MEMORY)
-    flaky = FlakyStore(db_engine)
+    flaky = FlakyStore(SqlHealthStore(db_engine))
     rig.store = flaky
     service = rig.restart()
     try:
@@ -279,7 +261,7 @@ def test_database_down_loses_nothing_the_next_round_sees_it_again(
     finally:
         rig.close()
     assert rig.notifier.kinds() == [("fired", "memory-warning")]
-    [(event, _)] = [(e, a) for e, a in rig.notifier.events if e.kind == "fired"]
+    [(event, _)] = [(e, a) for e, a in rig.notifier.events if e.kind is EventKind.FIRED]
     assert event.at == at(3)  # the for timer kept counting from minute 0
 
 
@@ -313,13 +295,16 @@ def test_acknowledge_and_snooze_and_their_refusals(rig: Rig, prod: RedisServer) 
 
 
 def test_slack_down_retries_in_order_and_never_posts_twice(rig: Rig, prod: RedisServer) -> None:
-    set_ratio(prod, 0.95)
-    rig.notifier.failures = [NotifyError("ratelimited", transient=True)] * 2
+    set_ratio(prod, 0.85)
+    rig.notifier.failures = [NotifyError("ratelimited", transient=True)] * 3
     for minute in range(3):
-        rig.round(minute)
-    assert rig.notifier.kinds() == []  # both attempts failed; the events wait, in order
-    rig.round(4)
-    assert rig.notifier.kinds() == [("fired", "memory-critical")]
+        rig.round(minute)  # memory-warning fires at 2: its post fails
+    set_ratio(prod, 0.95)
+    rig.round(3)  # the post fails again
+    rig.round(4)  # memory-critical escalates: it waits behind the post, which fails once more
+    assert rig.notifier.kinds() == []
+    rig.round(5)
+    assert rig.notifier.kinds() == [("fired", "memory-warning"), ("escalated", "memory-critical")]
     assert rig.notifier.posts == 1
 
 
@@ -330,8 +315,10 @@ def test_audit_down_holds_delivery_until_the_transition_is_audited(
     for minute in range(2):
         rig.clock.now = at(minute)
         rig.service.run_round()
-    down_audit = SqlAuditStore(make_engine(f"postgresql+psycopg://u@127.0.0.1:{free_port()}/x"))
+    down_engine = make_engine(f"postgresql+psycopg://u@127.0.0.1:{free_port()}/x")
+    down_audit = SqlAuditStore(down_engine)
     Dispatcher(store=rig.store, notifier=rig.notifier, audit=down_audit, clock=rig.clock).run_once()
+    down_engine.dispose()
     assert rig.notifier.kinds() == []
     rig.dispatcher.run_once()
     assert rig.notifier.kinds() == [("fired", "memory-critical")]

@@ -20,7 +20,7 @@ from bot.health.model import (
     RuleStatus,
     ScenarioDigest,
 )
-from bot.health.rules import RULES
+from bot.health.rules import RULES, RULES_BY_ID
 from bot.health.service import AlertsOverview
 from bot.slack.blocks.alert import (
     ACK_ACTION,
@@ -219,6 +219,7 @@ def test_absurd_details_and_many_scenarios_stay_within_limits() -> None:
     assert blocks[-1]["type"] == "context"  # the footer survives the cut
     assert any(b["type"] == "actions" for b in blocks)  # so do the buttons
     assert "<!channel>" not in all_text(blocks)  # escaped: no one is pinged by a reading
+    assert "<!channel>" not in message.text  # nor by the notification text
     assert "left out" in all_text(blocks)
 
 
@@ -226,7 +227,10 @@ def test_absurd_details_and_many_scenarios_stay_within_limits() -> None:
 def test_every_rule_renders_in_both_states(rule: str) -> None:
     for status in AlertStatus:
         alert = make_alert(rule=rule, status=status, resolved_at=NOW)
-        within_limits(alert_message(alert, now=NOW))
+        blocks = within_limits(alert_message(alert, now=NOW))
+        header = blocks[0]["text"]["text"]
+        assert RULES_BY_ID[rule].title in header
+        assert ("RESOLVED" in header) is (status is AlertStatus.RESOLVED)
 
 
 # Thread replies ----------------------------------------------------------------------------

@@ -19,18 +19,14 @@ from tests.slack_alert_support import (
     OPS,
     AlertBot,
     AlertRig,
-    button_values,
     engine,
-    fake_slack,
-    rebuilt,
     rig,
     start_alert_bot,
-    text_of,
     thread_replies,
-    wait_until,
 )
+from tests.slackcheck import all_text, button_values, rebuilt, wait_until
 
-__all__ = ["engine", "fake_slack", "rig", "start_alert_bot"]  # fixtures
+__all__ = ["engine", "rig", "start_alert_bot"]  # fixtures
 
 ACK = "redis_mem.alert.ack"
 SNOOZE_4H = "redis_mem.alert.snooze.4h"
@@ -79,7 +75,7 @@ def test_acknowledge_click_is_stored_audited_and_queued(
     assert update.params["ts"] == alert.message_ts
     assert rebuilt(update.params["blocks"]) == update.params["blocks"]
     assert ACK not in button_values(update.params["blocks"])
-    assert "Acknowledged by <@U0BOB>" in text_of(update.params["blocks"])
+    assert "Acknowledged by <@U0BOB>" in all_text(update.params["blocks"])
     [reply] = thread_replies(bot.fake)
     assert reply.params["text"] == "👀 Acknowledged by <@U0BOB>: no more reminders"
 
@@ -102,7 +98,7 @@ def test_snooze_click_is_stored_audited_and_queued(
 
     rig.dispatcher.run_once()
     [update] = bot.fake.accepted("chat.update")
-    assert "Snoozed by <@U0BOB> until" in text_of(update.params["blocks"])
+    assert "Snoozed by <@U0BOB> until" in all_text(update.params["blocks"])
 
 
 def test_refusals_are_one_private_line_and_change_nothing(
@@ -209,7 +205,7 @@ def test_alerts_lists_firing_then_pending_with_links(
     blocks = post.params["blocks"]
     assert rebuilt(blocks) == blocks
     assert blocks[0]["text"]["text"] == "🚨 Alerts — 1 firing, 1 pending"
-    shown = text_of(blocks)
+    shown = all_text(blocks)
     assert alert.message_ts is not None
     link = f"https://fake.slack.com/archives/{ALERTS}/p{alert.message_ts.replace('.', '')}"
     assert f"<{link}|message>" in shown
@@ -236,7 +232,7 @@ def test_alerts_without_a_team_domain_has_no_links(
     bot.command("alerts", team_domain=None)
 
     wait_until(lambda: len(posts_in_ops(bot)) == 1)
-    assert "slack.com/archives" not in text_of(posts_in_ops(bot)[0].params["blocks"])
+    assert "slack.com/archives" not in all_text(posts_in_ops(bot)[0].params["blocks"])
 
 
 def test_alerts_without_health_configured_is_a_one_line_error(

@@ -24,19 +24,16 @@ from tests.slack_alert_support import (
     ALERTS,
     TOKEN,
     AlertRig,
-    button_values,
     channel_posts,
     engine,
-    fake_slack,
     memory_rules,
-    rebuilt,
     rig,
     settings_for,
-    text_of,
     thread_replies,
 )
+from tests.slackcheck import all_text, button_values, rebuilt
 
-__all__ = ["engine", "fake_slack", "rig"]  # fixtures
+__all__ = ["engine", "rig"]  # fixtures
 
 ACK_AND_SNOOZE = {
     "redis_mem.alert.ack",
@@ -111,8 +108,8 @@ def test_one_post_then_updates_and_thread_replies_through_the_whole_life(rig: Al
         "✅ RESOLVED",
     ]
     assert "redis_mem.alert.ack" not in button_values(updates[3].params["blocks"])
-    assert "Acknowledged by <@U0BOB>" in text_of(updates[3].params["blocks"])
-    assert "Snoozed by <@U0BOB> until" in text_of(updates[4].params["blocks"])
+    assert "Acknowledged by <@U0BOB>" in all_text(updates[3].params["blocks"])
+    assert "Snoozed by <@U0BOB> until" in all_text(updates[4].params["blocks"])
     assert button_values(updates[-1].params["blocks"]) == {}  # no buttons once resolved
 
     replies = thread_replies(fake)
@@ -237,6 +234,8 @@ def test_a_permanent_refusal_is_given_up_by_the_outbox(rig: AlertRig) -> None:
 
     assert rig.store.due_events(rig.clock() + timedelta(days=1)) == []  # not retried
     assert channel_posts(rig.fake) == [] and rig.alert().message_ts is None
+    # It was tried once, refused, and given up (not merely never tried).
+    assert [c.error for c in rig.fake.calls_to("chat.postMessage")] == ["invalid_blocks"]
 
 
 def test_posted_then_the_reply_failed_the_retry_updates_instead_of_posting_again(
@@ -346,8 +345,10 @@ def test_no_channel_posts_nothing_and_says_so_in_the_log(
 
 def test_an_unreachable_slack_is_transient_and_one_line(rig: AlertRig) -> None:
     alert = rig.fire()
-    dead = WebClient(token=TOKEN, base_url=f"http://127.0.0.1:{free_port()}/api/")
-    dead.retry_handlers = []  # the mapping is under test here, not the client's retries
+    # No retry handlers: the error mapping is under test here, not the client's retries.
+    dead = WebClient(
+        token=TOKEN, base_url=f"http://127.0.0.1:{free_port()}/api/", retry_handlers=[]
+    )
     notifier = SlackNotifier(dead, clock=rig.clock)
 
     with pytest.raises(NotifyError) as caught:
@@ -365,7 +366,7 @@ def test_store_down_alerts_carry_no_diagnosis(rig: AlertRig) -> None:
 
     [post] = channel_posts(rig.fake)
     assert header(post) == "🔴 CRITICAL — prod: Session store unreachable"
-    shown = text_of(post.params["blocks"])
+    shown = all_text(post.params["blocks"])
     assert "Diagnosis" not in shown and "connection refused" in shown
     assert set(button_values(post.params["blocks"])) == ACK_AND_SNOOZE
     assert replace(rig.alert(), diagnosis=None) == rig.alert()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -27,13 +26,6 @@ class ListSink:
 
     def record(self, entry: AuditEntry) -> None:
         self.entries.append(entry)
-
-
-@pytest.fixture
-def fake_slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack().start()
-    yield fake
-    fake.stop()
 
 
 def settings(**values: object) -> Settings:

@@ -27,11 +27,10 @@ from tests.slack_remediation_support import (
     APPROVER,
     CHANNEL,
     SlackBot,
-    button_values,
-    rebuilt,
     ts_of,
     wait_for_final_update,
 )
+from tests.slackcheck import button_values, rebuilt
 
 pytest_plugins = ("tests.remediation_support", "tests.slack_remediation_support")
 

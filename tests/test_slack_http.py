@@ -18,7 +18,6 @@ import httpx
 import pytest
 import redis
 from prometheus_client import CollectorRegistry
-from slack_sdk.models.blocks import Block
 
 from bot.audit.engine import make_engine
 from bot.audit.entry import AuditEntry
@@ -35,6 +34,7 @@ from tests.asgiserver import ThreadedServer
 from tests.conftest import RedisFactory
 from tests.fakeslack import FakeSlack
 from tests.redisserver import free_port
+from tests.slackcheck import all_text, rebuilt, wait_until
 from tests.slacksign import button_click_payload, signed_headers
 
 SECRET = "test-signing-secret"
@@ -99,22 +99,6 @@ def slash_payload(text: str, *, response_url: str) -> dict[str, str]:
     }
 
 
-def wait_until(predicate: Callable[[], bool], *, timeout: float = 15.0) -> None:
-    """Poll ``predicate`` (bounded) instead of sleeping a fixed time."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
-
-
-@pytest.fixture
-def fake_slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack().start()
-    yield fake
-    fake.stop()
-
-
 @pytest.fixture
 def targets(redis_factory: RedisFactory) -> dict[str, Target]:
     """``prod``: a real Redis full of sessions without TTL; ``down``: nothing listens there."""
@@ -173,16 +157,6 @@ def ack_text(response: httpx.Response) -> str:
     body = response.json()
     assert body.get("response_type") == "ephemeral"
     return str(body["text"])
-
-
-def rebuilt(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Parse the blocks with slack_sdk (which checks Slack's limits) and serialise them again."""
-    parsed = [Block.parse(block) for block in blocks]
-    return [block.to_dict() for block in parsed if block is not None]
-
-
-def all_text(blocks: list[dict[str, Any]]) -> str:
-    return json.dumps(blocks, ensure_ascii=False)
 
 
 def test_diagnose_acks_then_posts_the_diagnosis_in_the_channel(bot: Bot) -> None:

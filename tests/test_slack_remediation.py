@@ -41,13 +41,10 @@ from tests.slack_remediation_support import (
     OUTSIDER,
     REQUESTER,
     SlackBot,
-    button_values,
-    rebuilt,
-    text_of,
     ts_of,
     wait_for_final_update,
-    wait_until,
 )
+from tests.slackcheck import all_text, button_values, rebuilt, wait_until
 
 pytest_plugins = ("tests.remediation_support", "tests.slack_remediation_support")
 
@@ -77,7 +74,7 @@ def test_button_modal_approval_executes_and_updates_the_message(slack_bot: Slack
     assert post.params["channel"] == CHANNEL
     assert rebuilt(blocks) == blocks
     assert blocks[0]["text"]["text"] == "🛠 Approval needed: Set the eviction policy on sessions"
-    text = text_of(blocks)
+    text = all_text(blocks)
     assert "<@U0REQUEST>" in text and "<!date^" in text and "risk" in text
     assert "- maxmemory-policy allkeys-lru\\n+ maxmemory-policy volatile-lru" in text
     assert button_values(blocks) == {
@@ -92,8 +89,8 @@ def test_button_modal_approval_executes_and_updates_the_message(slack_bot: Slack
     updates = wait_for_final_update(bot)
     assert all(u.params["ts"] == ts_of(request) for u in updates)
     assert all(rebuilt(u.params["blocks"]) == u.params["blocks"] for u in updates)
-    assert "executing" in text_of(updates[0].params["blocks"])
-    final = text_of(updates[-1].params["blocks"])
+    assert "executing" in all_text(updates[0].params["blocks"])
+    final = all_text(updates[-1].params["blocks"])
     assert updates[-1].params["blocks"][0]["text"]["text"].startswith("✅ Done")
     assert "Verification" in final and "memory:" in final and "evicted keys:" in final
     assert "keys:" in final and "<@U0APPROVE>" in final
@@ -118,21 +115,21 @@ def test_slash_fix_approved_by_a_user_group_member(slack_bot: SlackBot) -> None:
     post, request = bot.approval_post()
     assert request.params == {"ttl_seconds": 3600}
     assert request.requester == "U0REQUEST"
-    assert "TTL to set: `3600s (1.0h)`" in text_of(post.params["blocks"])
+    assert "TTL to set: `3600s (1.0h)`" in all_text(post.params["blocks"])
 
     bot.command("pending", user=APPROVER)
     [listed] = bot.fake.wait_for("response_url/cmd")
-    listing = text_of(listed.params["blocks"])
+    listing = all_text(listed.params["blocks"])
     assert "`expire-keys-without-ttl` on *sessions* by <@U0REQUEST>" in listing
     assert "expires in 15 min" in listing
 
     bot.click("redis_mem.approve", request.id, user=GROUP_MEMBER, ts=ts_of(request))
 
     updates = wait_for_final_update(bot)
-    final = text_of(updates[-1].params["blocks"])
+    final = all_text(updates[-1].params["blocks"])
     assert "*Keys changed*: 120" in final
     # The first batch always reports (later ones at most once a second).
-    assert any("keys changed (" in text_of(u.params["blocks"]) for u in updates[:-1])
+    assert any("keys changed (" in all_text(u.params["blocks"]) for u in updates[:-1])
     [asked] = bot.fake.calls_to("usergroups.users.list")
     assert asked.params["usergroup"] == "S0ONCALL"
     ttls = [bot.env.client.ttl(f"session:{i}") for i in range(120)]
@@ -219,7 +216,7 @@ def test_reject_by_an_approver_closes_the_request(slack_bot: SlackBot) -> None:
 
     [update] = bot.fake.wait_for("chat.update")
     assert update.params["blocks"][0]["text"]["text"].startswith("⛔ Rejected")
-    assert "Rejected by <@U0APPROVE>" in text_of(update.params["blocks"])
+    assert "Rejected by <@U0APPROVE>" in all_text(update.params["blocks"])
     assert bot.service.get(request.id).state is RequestState.REJECTED
     assert bot.env.redis_conf() == CONF_16MB
     assert "remediation.rejected" in bot.audit_actions()
@@ -399,7 +396,7 @@ def test_high_risk_approval_asks_for_confirmation_and_says_it_loses_data() -> No
     assert approve["confirm"]["confirm"]["text"] == "Approve"
     assert approve["style"] == "primary" and reject["style"] == "danger"
     assert "confirm" not in reject
-    text = text_of(blocks)
+    text = all_text(blocks)
     assert "*Loses data*" in text and "*Logs users out*" in text
     assert "without persistence every session is lost" in text
 
@@ -427,7 +424,7 @@ def test_every_state_renders_without_buttons(
     blocks = [b.to_dict() for b in message.blocks]
     assert rebuilt(blocks) == blocks
     assert blocks[0]["text"]["text"].startswith(header)
-    assert line in text_of(blocks)
+    assert line in all_text(blocks)
     assert button_values(blocks) == {}
 
 
@@ -465,6 +462,7 @@ def test_modal_values_and_field_errors() -> None:
 
 
 def test_group_resolver_caches_and_refuses_on_slack_errors(fake_slack: FakeSlack) -> None:
+    fake_slack.usergroup_users["S0ONCALL"] = ["W0ONCALL1"]
     now = [0.0]
     client = WebClient(token="xoxb-test", base_url=fake_slack.api_url)
     resolver = SlackGroupResolver(client, cache_seconds=60, clock=lambda: now[0])

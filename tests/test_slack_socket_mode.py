@@ -39,8 +39,9 @@ from tests.conftest import RedisFactory
 from tests.fakeslack import FakeSlack
 from tests.fakesocket import FakeSocket
 from tests.redisserver import free_port
+from tests.slackcheck import rebuilt, wait_until
 from tests.slacksign import button_click_payload
-from tests.test_slack_http import ListSink, rebuilt, slash_payload, wait_until
+from tests.test_slack_http import ListSink, slash_payload
 
 BOT_TOKEN = "xoxb-test"
 APP_TOKEN = "xapp-test"
@@ -65,13 +66,6 @@ class SocketBot:
     def ack(self, envelope_id: str) -> dict[str, Any]:
         """The bot's ack of ``envelope_id`` (polled, bounded)."""
         return self.socket.wait_for_ack(envelope_id)
-
-
-@pytest.fixture
-def fake_slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

@@ -33,11 +33,12 @@ from bot.approvals.policy import ApproverPolicy
 from bot.approvals.progress import Progress, ProgressReporter
 from bot.approvals.store import ApprovalStore
 from bot.audit.entry import AuditEntry, AuditSink
+from bot.clock import utc_now
 from bot.config import Target
 from bot.errors import RedisMemError, Refused, UsageError
 from bot.remediation.actions.base import Action
 from bot.remediation.catalogue import get_action
-from bot.remediation.model import ActionContext, Params, RemediationLimits, utc_now
+from bot.remediation.model import ActionContext, Params, RemediationLimits
 from bot.remediation.params import MIB, ParamSpec
 from bot.remediation.ports import Cluster, RedisOps
 from bot.services.diagnose import DiagnosisService

@@ -81,11 +81,11 @@ def _is_rule_event(outcome: Outcome) -> bool:
 
 def _rule_event(target: str, outcome: Outcome, now: datetime) -> AlertEvent:
     """PENDING / CLEARED: about one rule, no alert (nothing is posted for them)."""
+    assert outcome.transition is not None
     config = outcome.rule.config
     detail = outcome.reading.detail
     if outcome.transition is EventKind.PENDING and config.for_seconds:
         detail = f"{detail}; fires if it holds for {format_duration(config.for_seconds)}"
-    assert outcome.transition is not None
     return AlertEvent(
         kind=outcome.transition,
         target=target,
@@ -140,42 +140,39 @@ def _update(
         value=top.reading.value,
         detail=top.reading.detail,
     )
-    events: list[AlertEvent] = []
-    clear_ack = clear_snooze = False
     if severity.rank != alert.severity.rank:
-        kind = EventKind.ESCALATED if severity.rank > alert.severity.rank else EventKind.DEESCALATED
-        was = f"was {alert.severity.value} ({alert.rule})"
-        if kind is EventKind.ESCALATED:
-            clear_ack, clear_snooze = (
-                alert.acknowledged_by is not None,
-                alert.snoozed_by is not None,
-            )
-            lifted = [
-                n for n, on in (("acknowledgement", clear_ack), ("snooze", clear_snooze)) if on
-            ]
-            if lifted:
-                was += f"; {' and '.join(lifted)} lifted"
-            updated = replace(
-                updated,
-                acknowledged_by=None,
-                acknowledged_at=None,
-                snoozed_by=None,
-                snoozed_until=None,
-                last_notified_at=now,
-            )
-        events.append(alert_event(kind, updated, now, extra=was))
-    elif alert.snoozed_until is not None and now >= alert.snoozed_until:
-        clear_snooze = True
+        return _rerank(alert, updated, now)
+    if alert.snoozed_until is not None and now >= alert.snoozed_until:
         updated = replace(updated, snoozed_by=None, snoozed_until=None, last_notified_at=now)
-        events.append(
-            alert_event(EventKind.SNOOZE_ENDED, updated, now, extra=_firing_for(alert, now))
-        )
-    elif _reminder_due(alert, now, repeat):
+        ended = alert_event(EventKind.SNOOZE_ENDED, updated, now, extra=_firing_for(alert, now))
+        return AlertChange(updated, clear_snooze=True), [ended]
+    if _reminder_due(alert, now, repeat):
         updated = replace(updated, last_notified_at=now)
-        events.append(alert_event(EventKind.REMINDER, updated, now, extra=_firing_for(alert, now)))
-    if updated == alert:
-        return None, events
-    return AlertChange(updated, clear_ack=clear_ack, clear_snooze=clear_snooze), events
+        reminder = alert_event(EventKind.REMINDER, updated, now, extra=_firing_for(alert, now))
+        return AlertChange(updated), [reminder]
+    return (None if updated == alert else AlertChange(updated)), []
+
+
+def _rerank(alert: Alert, updated: Alert, now: datetime) -> tuple[AlertChange, list[AlertEvent]]:
+    """ESCALATED (lifting an acknowledgement and a snooze: a new severity is news), or
+    DEESCALATED."""
+    was = f"was {alert.severity.value} ({alert.rule})"
+    if updated.severity.rank < alert.severity.rank:
+        return AlertChange(updated), [alert_event(EventKind.DEESCALATED, updated, now, extra=was)]
+    clear_ack, clear_snooze = alert.acknowledged_by is not None, alert.snoozed_by is not None
+    lifted = [n for n, on in (("acknowledgement", clear_ack), ("snooze", clear_snooze)) if on]
+    if lifted:
+        was += f"; {' and '.join(lifted)} lifted"
+    updated = replace(
+        updated,
+        acknowledged_by=None,
+        acknowledged_at=None,
+        snoozed_by=None,
+        snoozed_until=None,
+        last_notified_at=now,
+    )
+    change = AlertChange(updated, clear_ack=clear_ack, clear_snooze=clear_snooze)
+    return change, [alert_event(EventKind.ESCALATED, updated, now, extra=was)]
 
 
 def _reminder_due(alert: Alert, now: datetime, repeat: timedelta) -> bool:
@@ -198,8 +195,8 @@ def _resolve(
         detail=detail,
         value=reading.value if reading is not None else alert.value,
     )
-    lasted = f"firing for {format_duration((now - alert.fired_at).total_seconds())}"
-    return AlertChange(resolved), alert_event(EventKind.RESOLVED, resolved, now, extra=lasted)
+    event = alert_event(EventKind.RESOLVED, resolved, now, extra=_firing_for(alert, now))
+    return AlertChange(resolved), event
 
 
 def _firing_for(alert: Alert, now: datetime) -> str:

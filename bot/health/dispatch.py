@@ -130,9 +130,10 @@ class Dispatcher:
 
 def audit_entry(event: AlertEvent) -> AuditEntry:
     """The audit row of an alert transition, with the value that caused it."""
+    # Only the scheduler's own transitions come here: clicks are audited when taken.
     return AuditEntry(
-        actor=event.actor or "scheduler",
-        source="scheduler" if event.actor is None else "slack",
+        actor="scheduler",
+        source="scheduler",
         action=f"alert.{event.kind.value}",
         outcome=event.severity.value,
         summary=f"{event.target} {event.rule} {event.kind.value}: {event.detail}",

@@ -6,8 +6,9 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
+from bot.clock import utc_now
 from bot.health.dispatch import Dispatcher
-from bot.health.service import HealthService, RoundResult, utc_now
+from bot.health.service import HealthService, RoundResult
 
 GRID_LAG_SECONDS = 0.02  # a round starts just after the grid point it belongs to
 
@@ -20,14 +21,12 @@ class ForegroundChecks:
         *,
         service: HealthService,
         dispatcher: Dispatcher,
-        interval: float,
         on_close: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         """``on_close``: releases what the caller built for it (its private database)."""
         self.service = service
         self.dispatcher = dispatcher
-        self.interval = interval
         self._on_close = on_close
         self._clock = clock
 
@@ -43,7 +42,7 @@ class ForegroundChecks:
         while True:
             at = self.service.round_time()
             yield self.run_round(at)
-            next_at = at + timedelta(seconds=self.interval)
+            next_at = at + timedelta(seconds=self.service.interval)
             delay = (next_at - self._clock()).total_seconds() + GRID_LAG_SECONDS
             if delay > 0:  # a round longer than the interval skips grid points (coalesced)
                 pause(delay)

@@ -24,9 +24,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from bot.audit.entry import AuditEntry, AuditSink
+from bot.clock import utc_now
 from bot.config import Target
 from bot.errors import AuditUnavailable, RedisMemError, Refused
-from bot.health.alerts import AlertChange, AlertPlan, alert_event, plan_alerts
+from bot.health.alerts import AlertPlan, alert_event, plan_alerts
 from bot.health.engine import Outcome, evaluate
 from bot.health.model import Alert, AlertEvent, EventKind, RuleState, RuleStatus, Sample
 from bot.health.ports import Diagnoser, Evaluation, HealthStore, SampleSource, Snooze
@@ -41,11 +42,6 @@ GRACE_SECONDS = 1.0  # a round waits this much beyond the per-target timeout
 MAX_PARALLEL = 32
 ALERT_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex: all a button carries
 NO_DIAGNOSIS_GROUPS = frozenset({"store-down"})  # an unreachable store cannot be diagnosed
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware (UTC)."""
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -124,6 +120,11 @@ class HealthService:
         self._states: dict[str, dict[str, RuleState]] = {}
         self._loaded = False
         self._last_round: datetime | None = None
+
+    @property
+    def interval(self) -> float:
+        """Seconds between rounds."""
+        return self._interval
 
     # The round ----------------------------------------------------------------------------
 
@@ -269,8 +270,8 @@ class HealthService:
 
     # One look, nothing stored (``redis-mem check``) -------------------------------------
 
-    def check_now(self, names: Iterable[str] | None = None) -> tuple[list[TargetCheck], str | None]:
-        """Evaluate the targets now against the stored history, storing nothing.
+    def check_now(self) -> tuple[list[TargetCheck], str | None]:
+        """Evaluate every target now against the stored history, storing nothing.
 
         Returns the checks and a warning when the stored history could not be read.
         """
@@ -281,7 +282,6 @@ class HealthService:
             states = self._store.rule_states()
         except AuditUnavailable as err:
             history, states, warning = {}, {}, f"no stored samples used: {err.message}"
-        chosen = [self.targets[name] for name in (names or self.targets)]
 
         def one(target: Target) -> TargetCheck:
             sample = self.read_sample(target, now)
@@ -295,7 +295,7 @@ class HealthService:
             )
             return TargetCheck(target.name, sample, tuple(outcomes))
 
-        return list(self._pool.map(one, chosen)), warning
+        return list(self._pool.map(one, self.targets.values())), warning
 
     # Clicks -------------------------------------------------------------------------------
 
@@ -375,7 +375,8 @@ class HealthService:
         now: datetime,
         detail: str,
     ) -> None:
-        """Audit the click, then queue the message refresh (audit failure: raised after)."""
+        """Queue the message refresh, then audit the click (an audit failure is raised: the
+        click has taken effect, and the clicker is told the trail is unavailable)."""
         event = alert_event(kind, alert, now, detail=detail, actor=actor)
         self._store.add_events([event], audited=True)
         self._on_events()
@@ -420,13 +421,9 @@ class HealthService:
 def _state_writes(
     old: Mapping[str, RuleState], outcomes: Iterable[Outcome]
 ) -> dict[str, RuleState | None]:
-    """The rule states to write: changed ones, and None for rules no longer active."""
+    """The rule states to write: changed ones; None deletes (inactive, or disabled since)."""
     new = {o.rule.id: o.state for o in outcomes}
-    writes: dict[str, RuleState | None] = {r: s for r, s in new.items() if s != old.get(r)}
-    for rule in old:
-        if new.get(rule) is None:
-            writes[rule] = None  # inactive now, or disabled since it was stored
-    return writes
+    return {rule: new.get(rule) for rule in {*new, *old} if new.get(rule) != old.get(rule)}
 
 
-__all__ = ["AlertChange", "AlertsOverview", "HealthService", "RoundResult", "TargetCheck"]
+__all__ = ["AlertsOverview", "HealthService", "RoundResult", "TargetCheck"]

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import redis
 
+from bot.clock import utc_now
 from bot.redisinfo.client import DEFAULT_TIMEOUT, connect, redis_errors
 from bot.redisinfo.fullscan import scan_sessions
 from bot.redisinfo.info import read_server_info
 from bot.redisinfo.sampling import sample_sessions
 from bot.redisinfo.snapshot import ProgressFn, Snapshot
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware (UTC)."""
-    return datetime.now(UTC)
 
 
 class LiveRedisProbe:

@@ -12,9 +12,10 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
+from bot.clock import utc_now
 from bot.config import Target
 from bot.diagnosis.model import Diagnosis
 from bot.remediation.ports import BulkResult, Cluster, RedisOps
@@ -24,11 +25,6 @@ ParamValue = int | bool | str
 Params = dict[str, ParamValue]
 
 DAY = 86400
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware (UTC)."""
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from bot.clock import utc_now
 from bot.diagnosis.model import Severity
 from bot.errors import ConfigError
-from bot.health.service import utc_now
 from bot.slack.blocks.alert import alerts_message
 from bot.slack.deps import SlackDeps
 from bot.slack.jobs import Result

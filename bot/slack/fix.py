@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.approvals.model import Actor, ApprovalRequest
+from bot.clock import utc_now
 from bot.errors import RedisMemError, UsageError
 from bot.remediation.catalogue import CATALOGUE, get_action
-from bot.remediation.model import utc_now
 from bot.slack.blocks.approval import approval_message, pending_message
 from bot.slack.deps import SlackDeps
 from bot.slack.jobs import Job, Result

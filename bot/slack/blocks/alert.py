@@ -104,7 +104,7 @@ def status_lines(alert: Alert, *, now: datetime) -> list[str]:
     if alert.acknowledged_by is not None:
         when = f" at {utc_time(alert.acknowledged_at)}" if alert.acknowledged_at else ""
         lines.append(f"👀 Acknowledged by {mention(alert.acknowledged_by)}{when}")
-    if alert.firing and alert.snoozed_until is not None and alert.snoozed_at(now):
+    if alert.firing and alert.snoozed_at(now):
         lines.append(
             f"😴 Snoozed by {mention(alert.snoozed_by)} until {utc_time(alert.snoozed_until)}"
         )
@@ -163,7 +163,8 @@ def footer(alert: Alert) -> str:
 
 def fallback_text(alert: Alert) -> str:
     """Notification text: the headline and the reading."""
-    return f"{headline(alert)}: {alert.detail}" if alert.detail else headline(alert)
+    # The text is what notifications show, and Slack reads <!channel> there too: escape it.
+    return f"{headline(alert)}: {escape(alert.detail)}" if alert.detail else headline(alert)
 
 
 def utc_time(when: datetime | None) -> str:
@@ -271,7 +272,7 @@ def firing_line(alert: Alert, *, team_domain: str | None, now: datetime) -> str:
     ]
     if alert.acknowledged_by is not None:
         parts.append(f"👀 acknowledged by {mention(alert.acknowledged_by)}")
-    if alert.snoozed_until is not None and alert.snoozed_at(now):
+    if alert.snoozed_at(now):
         parts.append(f"😴 snoozed until {utc_time(alert.snoozed_until)}")
     link = message_link(team_domain=team_domain, channel=alert.channel, ts=alert.message_ts)
     if link is not None:
