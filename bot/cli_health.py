@@ -8,8 +8,6 @@ starts fast for every other command.
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -17,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.text import Text
 
-from bot.clikit import record_cli
+from bot.clikit import EXIT_CRITICAL, EXIT_OK, print_json, record_cli, warn
 from bot.config import Settings, Target, load_targets, pick_target
 from bot.diagnosis.model import Diagnosis, Severity
 from bot.errors import RedisMemError
@@ -26,18 +24,6 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from bot.health.service import TargetCheck
-
-EXIT_OK, EXIT_CRITICAL = 0, 1
-
-
-def _print_json(data: dict[str, Any] | list[Any]) -> None:
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
-
-
-def _warn(message: str) -> None:
-    Console(stderr=True).print(
-        f"redis-mem: warning: {message}", markup=False, highlight=False, soft_wrap=True
-    )
 
 
 def chosen_targets(settings: Settings, name: str | None) -> dict[str, Target]:
@@ -70,7 +56,7 @@ def check_command(*, target: str | None, as_json: bool) -> int:
     if no_history is not None:
         warning = f"no stored history used, check not audited: {no_history}"
     if warning:
-        _warn(warning)
+        warn(warning)
     outcome, summary = check_outcome(checks)
     audit.record(outcome.value, summary)
     _show_check(checks, as_json=as_json)
@@ -125,19 +111,14 @@ def _run_check(
 
 
 def check_outcome(checks: Sequence[TargetCheck]) -> tuple[Severity, str]:
-    """The worst severity whose condition holds now (``for`` aside), and the audit summary."""
-    from bot.health.serialize import holding
-
-    for severity in (Severity.CRITICAL, Severity.WARNING):
-        if holding(checks, severity):
-            held = [
-                f"{check.target} {outcome.rule.id} {outcome.status}"
-                for check in checks
-                for outcome in check.outcomes
-                if outcome.reading.holds
-            ]
-            return severity, f"{severity.value}: " + ", ".join(held)
-    return Severity.OK, f"ok: no rule holds on {', '.join(c.target for c in checks)}"
+    """The worst severity whose condition holds now (``for`` aside), and the audit summary
+    naming every rule that holds."""
+    held = [(c.target, o) for c in checks for o in c.outcomes if o.reading.holds]
+    if not held:
+        return Severity.OK, f"ok: no rule holds on {', '.join(c.target for c in checks)}"
+    worst = max((o.rule.config.severity for _, o in held), key=lambda s: s.rank)
+    named = ", ".join(f"{target} {o.rule.id} {o.status}" for target, o in held)
+    return worst, f"{worst.value}: {named}"
 
 
 def _checked_at(checks: Sequence[TargetCheck]) -> datetime:
@@ -150,7 +131,7 @@ def _show_check(checks: Sequence[TargetCheck], *, as_json: bool) -> None:
     from bot.presenters.terminal import print_renderable
 
     if as_json:
-        _print_json(check_to_dict(checks, checked_at=_checked_at(checks)))
+        print_json(check_to_dict(checks, checked_at=_checked_at(checks)))
     else:
         print_renderable(render_check(checks, checked_at=_checked_at(checks)))
 
@@ -163,7 +144,7 @@ def watch_command(*, target: str | None, rounds: int | None) -> int:
 
     Ends after ``rounds`` rounds, or at Ctrl-C (exit 0 either way).
     """
-    from bot.presenters.health import TerminalNotifier, watch_header
+    from bot.presenters.health import TerminalNotifier, print_line, watch_header
     from bot.wiring import watch_checks
 
     settings = Settings.load()
@@ -183,7 +164,7 @@ def watch_command(*, target: str | None, rounds: int | None) -> int:
             interval=settings.check_interval,
             repeat_interval=settings.repeat_interval,
         )
-        _say(Text(header, style="bold"))
+        print_line(Text(header, style="bold"))
         for done, _ in enumerate(checks.paced(), start=1):
             if rounds is not None and done >= rounds:
                 break
@@ -194,13 +175,6 @@ def watch_command(*, target: str | None, rounds: int | None) -> int:
     return EXIT_OK
 
 
-def _say(line: Text, *, console: Console | None = None) -> None:
-    """One line on stdout, flushed (``watch | grep`` sees it at once)."""
-    out = console or Console(highlight=False)
-    out.print(line, soft_wrap=True)
-    out.file.flush()
-
-
 # demo -------------------------------------------------------------------------------------
 
 
@@ -209,7 +183,7 @@ def demo_command(*, as_json: bool) -> int:
     the alert life cycle (pending, firing, escalated, reminder, resolved) in another."""
     from bot.demo_alerts import ALERT_SCENARIO, run_alert_demo
     from bot.health.serialize import event_to_dict
-    from bot.presenters.health import TerminalNotifier
+    from bot.presenters.health import TerminalNotifier, print_line
 
     settings = Settings.load()
     results: list[dict[str, Any]] = []
@@ -218,7 +192,7 @@ def demo_command(*, as_json: bool) -> int:
         Console().rule(f"demo store: {ALERT_SCENARIO}")
 
     def narrate(line: str) -> None:
-        _say(Text(f"-- {line}", style="dim"))
+        print_line(Text(f"-- {line}", style="dim"))
 
     events = run_alert_demo(
         notifier=None if as_json else TerminalNotifier(),
@@ -230,7 +204,7 @@ def demo_command(*, as_json: bool) -> int:
         settings, action="command.demo", outcome="ok", summary="demo stores: " + ", ".join(seen)
     )
     if as_json:
-        _print_json(results)
+        print_json(results)
     return EXIT_OK
 
 

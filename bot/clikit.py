@@ -24,8 +24,16 @@ from bot.redisinfo.snapshot import ProgressFn
 EXIT_OK, EXIT_CRITICAL = 0, 1
 
 
-def _print_json(data: dict[str, Any] | list[Any]) -> None:
+def print_json(data: dict[str, Any] | list[Any]) -> None:
+    """``--json`` output: indented, one document on stdout."""
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def warn(message: str) -> None:
+    """A ``redis-mem: warning: ...`` line on stderr (the command still answers)."""
+    Console(stderr=True).print(
+        f"redis-mem: warning: {message}", markup=False, highlight=False, soft_wrap=True
+    )
 
 
 def _exit_code(diagnosis: Diagnosis) -> int:
@@ -86,12 +94,7 @@ def record_cli(
             engine.dispose()
     except (AuditUnavailable, ConfigError) as err:
         if not quiet:
-            Console(stderr=True).print(
-                f"redis-mem: warning: audit trail unavailable: {err.message}",
-                markup=False,
-                highlight=False,
-                soft_wrap=True,
-            )
+            warn(f"audit trail unavailable: {err.message}")
 
 
 def diagnosis_summary(diagnosis: Diagnosis) -> str:
@@ -135,7 +138,7 @@ def diagnose_command(
         parameters=params,
     )
     if as_json:
-        _print_json(diagnosis_to_dict(diagnosis))
+        print_json(diagnosis_to_dict(diagnosis))
     else:
         print_renderable(render_diagnosis(diagnosis))
     return _exit_code(diagnosis)
@@ -178,7 +181,7 @@ def capacity_command(
         summary=f"{plan.sessions:,} sessions x {plan.session_size} B: {plan.maxmemory_directive}",
     )
     if as_json:
-        _print_json(capacity_to_dict(plan))
+        print_json(capacity_to_dict(plan))
     else:
         print_renderable(render_capacity(plan))
     return EXIT_OK

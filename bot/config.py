@@ -17,11 +17,23 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from bot.errors import ConfigError, TargetNotFound, UsageError
-from bot.units import parse_duration
+from bot.units import MAX_DURATION_SECONDS, parse_duration
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_DATABASE_URL = "sqlite:///redis-mem.db"
 DEFAULT_TARGET_NAME = "default"
+# A Slack channel as chat.postMessage takes it: an id (C..., G... private) or a name
+# (#ops, lower case, at most 80 characters).
+SLACK_CHANNEL = re.compile(r"^(?:[CG][A-Z0-9]{2,30}|#?[a-z0-9][a-z0-9._-]{0,79})$")
+
+
+def slack_channel(value: str | None) -> str | None:
+    """A channel id or name, None when empty; ValueError for anything else."""
+    if value is None or not value.strip():
+        return None
+    if not SLACK_CHANNEL.fullmatch(value.strip()):
+        raise ValueError("must be a Slack channel id (C0123ABCD) or name (#ops)")
+    return value.strip()
 
 
 class Thresholds(BaseModel):
@@ -94,8 +106,13 @@ class Target(BaseModel):
     password_env: str | None = None
     session_pattern: str = "session:*"
     # Where this target's alerts are posted (overrides REDIS_MEM_CHANNEL).
-    channel: str | None = Field(None, min_length=1, max_length=80)
+    channel: str | None = None
     kubernetes: KubeCoordinates = Field(default_factory=KubeCoordinates)
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, value: str | None) -> str | None:
+        return slack_channel(value)
 
     @field_validator("redis_url")
     @classmethod
@@ -223,12 +240,20 @@ class Settings(BaseSettings):
         description="how long health-check samples are kept",
     )
 
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, value: str | None) -> str | None:
+        """Empty is unset; anything but a channel id or name is one line at start-up."""
+        return slack_channel(value)
+
     @field_validator("repeat_interval", "sample_retention", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> float:
         """``4h``, ``14d``, ``30m`` or bare seconds; pydantic makes the error one line."""
-        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-            return float(value)
+        if isinstance(value, float):  # a default, or a value given in code (tests)
+            if not 0 <= value <= MAX_DURATION_SECONDS:
+                raise ValueError(f"must be between 0s and {MAX_DURATION_SECONDS // 86400}d")
+            return value
         try:
             return parse_duration(value)
         except UsageError as err:
@@ -264,9 +289,20 @@ def load_targets(settings: Settings) -> dict[str, Target]:
     return _read_targets_file(settings.targets_file, settings.session_pattern)
 
 
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
 def read_yaml(path: Path, *, what: str) -> Any:
-    """The YAML document in ``path``; one ConfigError line naming ``what`` file it is."""
+    """The YAML document in ``path``; one ConfigError line naming ``what`` file it is.
+
+    Only a regular file of at most MAX_CONFIG_BYTES: /dev/zero would fill memory and a
+    FIFO would block start-up for ever.
+    """
     try:
+        if path.exists() and not path.is_file():  # a missing file: read_text says so
+            raise ConfigError(f"{what} {path} is not a regular file")
+        if path.exists() and path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{what} {path} is larger than {MAX_CONFIG_BYTES // 1024} KB")
         return yaml.safe_load(path.read_text())
     except OSError as err:
         raise ConfigError(f"cannot read {what} {path}: {err.strerror}") from None

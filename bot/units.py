@@ -89,32 +89,50 @@ _DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7
 MAX_DURATION_SECONDS = 366 * 86400  # no for, repeat interval or retention is longer than a year
 
 
-def parse_duration(text: object) -> float:
+def parse_duration(text: str | int) -> float:
     """Seconds in ``30s``, ``10m``, ``4h``, ``1h30m``, ``14d`` or bare seconds; else UsageError.
 
     The grammar is Prometheus's (``for:``, ``keep_firing_for:``): units ms, s, m, h,
-    d, w, each at most once, largest first.
+    d, w, each at most once, largest first. A bare whole number (YAML's ``for: 30``) is
+    seconds. Anything else (a list, a float, a bool) is refused without being printed.
     """
-    raw = str(text).strip()
-    if raw.isascii() and raw.isdecimal() and len(raw) <= 12:  # YAML's ``for: 30``: seconds
-        raw = f"{int(raw)}s" if int(raw) else "0s"
+    if isinstance(text, bool) or not isinstance(text, str | int):
+        raise UsageError(f"invalid duration (a {type(text).__name__}): use e.g. 30s, 10m or 4h")
+    if isinstance(text, int):
+        if not -(10**12) < text < 10**12:  # float() or str() of a 5,000-digit number fails
+            return _within_range(float("inf"), shown="a huge number")
+        return _within_range(float(text), shown=str(text))
+    raw = text.strip()
+    shown = clip(raw, 40)
+    if raw.isascii() and raw.isdecimal():
+        raw += "s"
     parts = _DURATION_PART.findall(raw)
     units = [unit for _, unit in parts]
-    ordered = sorted(units, key=lambda u: -_DURATION_SECONDS[u])
-    if (
-        not parts
-        or "".join(n + u for n, u in parts) != raw
-        or units != ordered
-        or (len(set(units)) != len(units))
-    ):
-        shown = raw if len(raw) <= 40 else raw[:39] + "…"
+    well_formed = (
+        bool(parts)
+        and "".join(n + u for n, u in parts) == raw
+        and units == sorted(units, key=lambda u: -_DURATION_SECONDS[u])
+        and len(set(units)) == len(units)
+    )
+    if not well_formed:
         raise UsageError(f"invalid duration {shown!r}: use e.g. 30s, 10m, 4h, 1h30m or 14d")
     if any(len(number) > 12 for number, _ in parts):  # never convert a 4,000-digit number
-        raise UsageError(f"invalid duration {raw[:40]!r}: at most {MAX_DURATION_SECONDS // 86400}d")
-    seconds = sum(int(number) * _DURATION_SECONDS[unit] for number, unit in parts)
-    if seconds > MAX_DURATION_SECONDS:
-        raise UsageError(f"invalid duration {raw[:40]!r}: at most {MAX_DURATION_SECONDS // 86400}d")
+        return _within_range(float("inf"), shown=shown)
+    return _within_range(sum(int(n) * _DURATION_SECONDS[u] for n, u in parts), shown=shown)
+
+
+def _within_range(seconds: float, *, shown: str) -> float:
+    if not 0 <= seconds <= MAX_DURATION_SECONDS:
+        days = MAX_DURATION_SECONDS // 86400
+        raise UsageError(f"invalid duration {shown!r}: must be between 0s and {days}d")
     return float(seconds)
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, ending with an ellipsis when cut."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - 1, 0)] + "…"
 
 
 def prometheus_duration(seconds: float) -> str:

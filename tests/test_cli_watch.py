@@ -10,6 +10,7 @@ import queue
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -269,3 +270,20 @@ def test_concurrent_checks_of_many_targets_share_the_private_database(
         checks.close()
     fired = {(e.target, e.rule) for e in notifier.events if e.kind is EventKind.FIRED}
     assert fired == {(f"t{i}", "memory-critical") for i in range(4)} | {("down", "store-down")}
+
+
+def test_ctrl_c_in_the_middle_of_a_round_against_a_hung_store_is_quiet(
+    redis_factory: RedisFactory, watch_env: dict[str, str], watches: list[Watch]
+) -> None:
+    """The round's worker is still waiting for a SIGSTOPped Redis when Ctrl-C closes it."""
+    server = redis_factory()
+    env = {**watch_env, "REDIS_URL": server.url, "REDIS_MEM_CHECK_TIMEOUT": "30"}
+    with server.paused():
+        watch = Watch(env=env)
+        watches.append(watch)
+        watch.wait_for("watching default", "Ctrl-C stops")
+        time.sleep(1)  # the first round's worker is now blocked reading from the hung store
+        watch.proc.send_signal(signal.SIGINT)
+        code, stderr = watch.finish()
+    assert code == 0, stderr
+    assert stderr.strip() == ""  # no "health check failed" traceback from the worker

@@ -103,3 +103,29 @@ def test_a_binary_targets_file_is_one_line(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe\x00binary")
     with pytest.raises(ConfigError, match=r"is not UTF-8 text$"):
         load_targets(Settings(REDIS_MEM_TARGETS_FILE=path))
+
+
+@pytest.mark.parametrize(
+    ("value", "channel"),
+    [("#redis-oncall", "#redis-oncall"), ("C0123ABCD", "C0123ABCD"), ("", None), ("  ", None)],
+)
+def test_alert_channels_are_ids_or_names_and_empty_is_unset(
+    value: str, channel: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_MEM_CHANNEL", value)
+    assert Settings.load().channel == channel
+    assert Target(name="prod", channel=value).channel == channel
+
+
+@pytest.mark.parametrize("value", ["#ops <!channel>", "Ops Team", "#" + "a" * 81])
+def test_a_bad_alert_channel_is_one_line(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_MEM_CHANNEL", value)
+    with pytest.raises(ConfigError, match="REDIS_MEM_CHANNEL: must be a Slack channel id"):
+        Settings.load()
+
+
+def test_a_bad_target_channel_names_the_entry(tmp_path: Path) -> None:
+    path = tmp_path / "targets.yml"
+    path.write_text("targets:\n  - {name: prod, channel: 'on call'}\n")
+    with pytest.raises(ConfigError, match=r"entry 1: channel: must be a Slack channel id"):
+        load_targets(Settings(REDIS_MEM_TARGETS_FILE=str(path)))

@@ -48,8 +48,16 @@ def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(prometheus_duration(seconds)) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "10x", "30m1h", "1m1m", "-1s", "1.5h", "9" * 5000 + "s"])
-def test_bad_durations_are_one_line(text: str) -> None:
+@pytest.mark.parametrize(
+    "text",
+    [
+        *["", "10x", "30m1h", "1m1m", "-1s", "1.5h"],
+        pytest.param("9" * 5000 + "s", id="5000-digit-seconds"),
+        pytest.param("9" * 5000, id="5000-digit-string"),
+        pytest.param(10**5000, id="5000-digit-int"),
+    ],
+)
+def test_bad_durations_are_one_line(text: str | int) -> None:
     with pytest.raises(UsageError) as err:
         parse_duration(text)
     assert "\n" not in err.value.message and len(err.value.message) < 120
@@ -106,6 +114,24 @@ def test_rules_file_overrides_fields(tmp_path: Path) -> None:
         ("rules: [memory-warning]", "expected a mapping under 'rules:'"),
         ("rules: {memory-warning: 5}", "memory-warning: expected a mapping of fields"),
         ("rules: {a: [", "is not valid YAML"),
+        (
+            "rules: {eviction-rate: {threshold: .inf}}",
+            "eviction-rate.threshold: must be above 0 and at most",
+        ),
+        ("rules: {memory-warning: {threshold: .nan}}", "memory-warning.threshold: a share"),
+        ("rules: {memory-warning: {for: 1.5}}", "memory-warning.for: invalid duration (a float)"),
+        ("rules: {memory-warning: {for: [1]}}", "memory-warning.for: invalid duration (a list)"),
+        ("rules: {9: {for: 1m}}", "unknown rule an int"),
+        # An alias bomb: a 300-byte file whose value is a list of 9**8 items, never printed.
+        (
+            "a: &a [x,x,x,x,x,x,x,x,x]\n"
+            + "".join(
+                f"{n}: &{n} [{','.join(['*' + p] * 9)}]\n"
+                for p, n in zip("abcdefg", "bcdefgh", strict=True)
+            )
+            + "rules: {memory-warning: {for: *h, threshold: *h}}",
+            "memory-warning.threshold: expected a number (got a list)",
+        ),
     ],
 )
 def test_bad_rules_files_name_the_rule_and_field(tmp_path: Path, text: str, message: str) -> None:
@@ -119,6 +145,13 @@ def test_bad_rules_files_name_the_rule_and_field(tmp_path: Path, text: str, mess
 def test_unreadable_rules_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read rules file"):
         load_rules(tmp_path / "missing.yml")
+    for not_a_file in (tmp_path, Path("/dev/zero")):  # would hang or fill memory
+        with pytest.raises(ConfigError, match="is not a regular file"):
+            load_rules(not_a_file)
+    huge = tmp_path / "huge.yml"
+    huge.write_text("rules: {}\n" + "#" * 2_000_000)
+    with pytest.raises(ConfigError, match="is larger than 1024 KB"):
+        load_rules(huge)
     binary = tmp_path / "bin.yml"
     binary.write_bytes(b"\xff\xfe\x00rules")
     with pytest.raises(ConfigError, match="not UTF-8"):

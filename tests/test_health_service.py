@@ -330,3 +330,18 @@ def test_retention_prunes_old_samples(rig: Rig) -> None:
     rig.clock.now = at(0) + timedelta(days=15)
     assert rig.service.prune() == 1
     assert rig.store.recent_samples(since=at(0)) == {}
+
+
+def test_an_event_failing_for_days_keeps_its_backoff_and_never_jams_the_outbox(
+    rig: Rig, prod: RedisServer
+) -> None:
+    """A channel the bot is not in fails every attempt: 60 of them, then it is invited."""
+    set_ratio(prod, 0.95)
+    rig.notifier.failures = [NotifyError("not_in_channel", transient=True)] * 60
+    rig.round(0)
+    rig.round(1)  # memory-critical fires; its post fails
+    for attempt in range(2, 62):
+        rig.clock.now = at(attempt)  # past the backoff (capped at 60 s) every time
+        rig.dispatcher.run_once()  # never raises, whatever the attempt count
+    assert rig.notifier.kinds() == [("fired", "memory-critical")]
+    assert rig.notifier.posts == 1

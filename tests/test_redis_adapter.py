@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from bot.errors import ConfigError, RedisUnavailable
+from bot.config import Target
+from bot.errors import ConfigError, RedisMemError, RedisUnavailable
 from bot.redisinfo.client import connect
 from bot.redisinfo.probe import LiveRedisProbe
+from bot.redisinfo.sampler import LiveSampleSource
 from bot.redisinfo.snapshot import Snapshot
 from tests.conftest import RedisFactory
 from tests.redisserver import RedisServer, free_port
@@ -262,3 +264,13 @@ def test_plain_client_on_a_tls_port_is_one_line(tls_server: tuple[int, Path]) ->
     message = unavailable(f"redis://127.0.0.1:{port}/0")
 
     assert message.startswith(f"cannot reach Redis at redis://127.0.0.1:{port}/0: ")
+
+
+@pytest.mark.parametrize("cut", ["#", "?", "/"])
+def test_a_password_cut_by_an_unencoded_character_shows_no_piece_of_itself(cut: str) -> None:
+    """redis-py quotes the part before an unencoded '#' as the 'port': it must not show."""
+    url = f"redis://:TopSecretValue{cut}tail-secret@127.0.0.1:1/0"
+    with pytest.raises(RedisMemError) as err:
+        LiveSampleSource(timeout=1).read(Target(name="t", redis_url=url), at=datetime.now(UTC))
+    assert "TopSecretValue" not in err.value.message
+    assert "tail-secret" not in err.value.message

@@ -20,13 +20,14 @@ from bot.health.model import (
     RuleStatus,
     ScenarioDigest,
 )
-from bot.health.rules import RULES, RULES_BY_ID
+from bot.health.rules import RULES, RULES_BY_ID, RuleBook
 from bot.health.service import AlertsOverview
 from bot.slack.blocks.alert import (
     ACK_ACTION,
     SNOOZE_ACTIONS,
     alert_message,
     alerts_message,
+    firing_line,
     message_link,
     thread_reply,
 )
@@ -303,7 +304,9 @@ def pending(target: str, rule: str, value: float, minutes_ago: int) -> RuleState
 
 
 def test_nothing_pending_or_firing() -> None:
-    message = alerts_message(AlertsOverview((), ()), team_domain="acme", now=NOW)
+    message = alerts_message(
+        AlertsOverview((), ()), team_domain="acme", now=NOW, rules=RuleBook.defaults()
+    )
     assert message.text == "No alert is pending or firing."
     assert all_text(within_limits(message)) == "No alert is pending or firing."
 
@@ -337,7 +340,7 @@ def test_firing_worst_first_then_pending_with_links() -> None:
         firing=(warning, critical, unposted),
     )
 
-    message = alerts_message(overview, team_domain="acme", now=NOW)
+    message = alerts_message(overview, team_domain="acme", now=NOW, rules=RuleBook.defaults())
     blocks = within_limits(message)
 
     assert blocks[0]["text"]["text"] == "🚨 Alerts — 3 firing, 2 pending"
@@ -361,7 +364,9 @@ def test_firing_worst_first_then_pending_with_links() -> None:
 def test_no_links_without_the_team_domain() -> None:
     overview = AlertsOverview(pending=(), firing=(make_alert(),))
     assert "slack.com" not in all_text(
-        within_limits(alerts_message(overview, team_domain=None, now=NOW))
+        within_limits(
+            alerts_message(overview, team_domain=None, now=NOW, rules=RuleBook.defaults())
+        )
     )
 
 
@@ -370,7 +375,9 @@ def test_a_long_list_stays_within_limits() -> None:
         make_alert(id=f"{n:032x}", target=f"t{n}", detail="x" * 3000) for n in range(300)
     )
     states = tuple(pending(f"t{n}", "memory-warning", 0.85, n) for n in range(300))
-    message = alerts_message(AlertsOverview(states, firing), team_domain="acme", now=NOW)
+    message = alerts_message(
+        AlertsOverview(states, firing), team_domain="acme", now=NOW, rules=RuleBook.defaults()
+    )
     text = all_text(within_limits(message))
     assert "more_" in text
 
@@ -395,3 +402,12 @@ def test_message_links_are_built_only_from_slack_shaped_parts(
     domain: str | None, channel: str | None, ts: str | None, link: str | None
 ) -> None:
     assert message_link(team_domain=domain, channel=channel, ts=ts) == link
+
+
+def test_a_long_detail_in_the_alerts_list_keeps_the_link_to_the_message() -> None:
+    alert = make_alert(
+        detail="cannot reach Redis " + "x" * 5000 + " <b>", message_ts="1700000000.000001"
+    )
+    line = firing_line(alert, team_domain="fake", now=NOW)
+    assert line.endswith("<https://fake.slack.com/archives/C0ALERTS/p1700000000000001|message>")
+    assert "<b>" not in line and len(line) < 600

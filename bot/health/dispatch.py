@@ -23,6 +23,8 @@ from bot.health.ports import Delivered, HealthStore, Notifier, NotifyError, Stor
 
 log = logging.getLogger(__name__)
 
+BACKOFF_EXPONENT_MAX = 20  # 2**20 s is 12 days: far beyond any max_backoff
+
 
 @dataclass(frozen=True)
 class DispatchReport:
@@ -120,7 +122,10 @@ class Dispatcher:
                 log.error("giving up on notifying %s: %s", what, err)
                 self._store.mark_delivered(stored.id, at=now, error=str(err))
                 return True  # given up: later events of the alert may still go out
-            wait_for = min(timedelta(seconds=2**stored.attempts), self._max_backoff)
+            # 2**attempts grows past what timedelta holds after ~47 failures (a channel
+            # the bot was never invited to fails for days): cap the exponent first.
+            exponent = min(stored.attempts, BACKOFF_EXPONENT_MAX)
+            wait_for = min(timedelta(seconds=2**exponent), self._max_backoff)
             log.warning("notifying %s failed (retry in %s): %s", what, wait_for, err)
             self._store.mark_failed(stored.id, error=str(err), retry_at=now + wait_for)
         except AuditUnavailable as db_err:

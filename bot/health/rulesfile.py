@@ -19,7 +19,7 @@ from bot.config import read_yaml
 from bot.diagnosis.model import Severity
 from bot.errors import ConfigError, UsageError
 from bot.health.rules import RULES_BY_ID, ConfiguredRule, RuleBook, RuleConfig
-from bot.units import parse_duration
+from bot.units import clip, parse_duration
 
 FIELDS = ("threshold", "for", "keep_firing_for", "severity", "enabled")
 # Thresholds that are shares of a limit (maxmemory, maxclients) must lie in (0, 1].
@@ -55,11 +55,9 @@ def _read(path: Path) -> dict[str, Any]:
     if not isinstance(rules, dict):
         raise ConfigError(f"rules file {path}: expected a mapping under 'rules:' keyed by rule id")
     for rule_id, fields in rules.items():
-        if str(rule_id) not in RULES_BY_ID:
+        if rule_id not in RULES_BY_ID:
             known = ", ".join(RULES_BY_ID)
-            raise ConfigError(
-                f"rules file {path}: unknown rule {str(rule_id)[:40]!r} (known: {known})"
-            )
+            raise ConfigError(f"rules file {path}: unknown rule {shown(rule_id)} (known: {known})")
         if not isinstance(fields, dict):
             raise ConfigError(f"rules file {path}: {rule_id}: expected a mapping of fields")
     return {str(k): v for k, v in rules.items()}
@@ -70,7 +68,7 @@ def apply_overrides(rule_id: str, config: RuleConfig, raw: dict[Any, Any]) -> Ru
     for name in raw:
         if name not in FIELDS:
             raise UsageError(
-                f"{rule_id}: unknown field {str(name)[:40]!r} (fields: {', '.join(FIELDS)})"
+                f"{rule_id}: unknown field {shown(name)} (fields: {', '.join(FIELDS)})"
             )
     changes: dict[str, Any] = {}
     if "threshold" in raw:
@@ -91,18 +89,19 @@ def _threshold(rule_id: str, value: Any) -> float:
     if rule_id == "store-down":
         raise UsageError("store-down.threshold: store-down has no threshold (it fires when down)")
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise UsageError(f"{rule_id}.threshold: expected a number (got {str(value)[:40]!r})")
-    number = float(value)
-    if rule_id in RATIO_RULES and not 0 < number <= 1:
-        raise UsageError(f"{rule_id}.threshold: a share of the limit, between 0 and 1 (e.g. 0.8)")
-    if not 0 < number <= MAX_RATE:
-        raise UsageError(f"{rule_id}.threshold: must be above 0 (keys per second)")
+        raise UsageError(f"{rule_id}.threshold: expected a number (got {shown(value)})")
+    number = float(value) if isinstance(value, float) or -MAX_RATE < value < MAX_RATE else 0.0
+    if rule_id in RATIO_RULES:
+        if not 0 < number <= 1:  # NaN fails this too
+            raise UsageError(
+                f"{rule_id}.threshold: a share of the limit, between 0 and 1 (e.g. 0.8)"
+            )
+    elif not 0 < number <= MAX_RATE:
+        raise UsageError(f"{rule_id}.threshold: must be above 0 and at most {MAX_RATE:g} keys/s")
     return number
 
 
 def _duration(rule_id: str, name: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise UsageError(f"{rule_id}.{name}: expected a duration like 30s, 10m or 4h")
     try:
         return parse_duration(value)
     except UsageError as err:
@@ -113,3 +112,15 @@ def _severity(rule_id: str, value: Any) -> Severity:
     if value not in (Severity.WARNING.value, Severity.CRITICAL.value):
         raise UsageError(f"{rule_id}.severity: expected warning or critical")
     return Severity(value)
+
+
+def shown(value: Any) -> str:
+    """What the file said, fit for one line: a string quoted and clipped, else its type.
+
+    Never ``str()`` of the value itself: YAML aliases make a small file a huge list, and
+    a 5,000-digit number cannot even be converted.
+    """
+    if isinstance(value, str):
+        return repr(clip(value, 40))
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.diagnosis.model import Severity
 from bot.diagnosis.serialize import iso_utc
 from bot.health.engine import Outcome
 from bot.health.model import AlertEvent
@@ -71,13 +70,3 @@ def evicted_per_second(check: TargetCheck) -> float | None:
     """The eviction-rate rule's value: keys evicted per second over 5m (None: no data)."""
     outcome = rule_outcome(check, EVICTION_RATE.id)
     return outcome.reading.value if outcome is not None else None
-
-
-def holding(checks: Sequence[TargetCheck], severity: Severity) -> list[Outcome]:
-    """The rules of ``severity`` whose condition holds now (whether or not ``for`` passed)."""
-    return [
-        outcome
-        for check in checks
-        for outcome in check.outcomes
-        if outcome.reading.holds and outcome.rule.config.severity is severity
-    ]

@@ -120,6 +120,7 @@ class HealthService:
         self._states: dict[str, dict[str, RuleState]] = {}
         self._loaded = False
         self._last_round: datetime | None = None
+        self._closing = False
 
     @property
     def interval(self) -> float:
@@ -180,7 +181,8 @@ class HealthService:
         try:
             return self._check(target, now, opened)
         except Exception:  # one broken target must not break the round
-            log.exception("health check of %s failed", target.name)
+            if not self._closing:  # close() pulled the connection from under it: expected
+                log.exception("health check of %s failed", target.name)
             sample = Sample(target.name, now, reachable=False, error="internal error")
             return TargetCheck(target.name, sample, (), error="internal error (see the log)")
         finally:
@@ -414,6 +416,7 @@ class HealthService:
 
     def close(self) -> None:
         """Stop the workers (a stuck one ends with its socket timeout) and the connections."""
+        self._closing = True
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._source.close()
 

@@ -107,6 +107,13 @@ def event_line(event: AlertEvent) -> Text:
     return Text.assemble(head, (label, _EVENT_STYLE.get(event.kind, "")), detail)
 
 
+def print_line(line: Text | str, *, console: Console | None = None) -> None:
+    """One line on stdout (never wrapped), flushed: ``watch | grep`` sees it at once."""
+    out = console or Console(highlight=False)
+    out.print(line, soft_wrap=True)
+    out.file.flush()
+
+
 class TerminalNotifier:
     """``Notifier`` that prints each event as one line (colours only on a terminal)."""
 
@@ -116,9 +123,7 @@ class TerminalNotifier:
 
     def deliver(self, event: AlertEvent, alert: Alert | None) -> Delivered:
         """Print the event's line; nothing is posted, so there is no message to keep."""
-        # soft_wrap: one event is one line even when it is wider than the terminal.
-        self._console.print(event_line(event), soft_wrap=True)
-        self._console.file.flush()  # `watch | grep`: each line as it happens, not per block
+        print_line(event_line(event), console=self._console)
         return Delivered()
 
 

@@ -6,6 +6,7 @@ never contain a password, whatever redis-py put in its own exception text.
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 from collections.abc import Iterator
@@ -142,13 +143,20 @@ def _causes(err: BaseException) -> Iterator[BaseException]:
 
 
 def _scrub(text: str, url: str) -> str:
-    """Remove the URL's password from ``text``: redis-py never shows it, but be sure."""
+    """Remove the URL's password from ``text``: redis-py never shows it whole, but be sure.
+
+    An unencoded ``#``, ``?`` or ``/`` cuts the password where urlsplit reads it, and
+    redis-py then quotes the piece before it ("Port could not be cast to integer value
+    as 'TopSecret'"): every piece is removed too (from 3 characters: shorter ones would
+    mangle the message and give nothing away).
+    """
     password = url_password(url)
     if password:
-        for form in {password, unquote(password)}:
+        forms = {password, unquote(password)}
+        forms |= {piece for form in set(forms) for piece in _PASSWORD_CUTS.split(form)}
+        for form in sorted((f for f in forms if len(f) >= 3), key=len, reverse=True):
             text = text.replace(form, "***")
     return redact_url(" ".join(text.split()))
-    if password:
-        for form in {password, unquote(password)}:
-            text = text.replace(form, "***")
-    return " ".join(text.split())
+
+
+_PASSWORD_CUTS = re.compile(r"[#?/]")

@@ -8,6 +8,10 @@ Ordering rules:
 - once this delivery posted the message, any later failure carries ``posted`` so the
   dispatcher stores the message and the retry updates it instead of posting twice;
 - a message deleted from the channel is posted again (that alert has nowhere else to go).
+
+Delivery is at least once, never at most once: a post or reply that Slack answered with a
+5xx or a dropped connection may have gone through, and it is retried (inside the call,
+then by the outbox). A rare duplicate thread line is the price of never losing an alert.
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ class SlackNotifier:
         if alert is None:
             log.info("alert event %s of %s has no alert: nothing to show", event.kind, event.target)
             return Delivered()
-        if alert.channel is None:
+        if not alert.channel:
             log.warning(
                 "alert %s %s not posted: no channel (set REDIS_MEM_CHANNEL or the target's "
                 "channel)",

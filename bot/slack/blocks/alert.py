@@ -231,6 +231,7 @@ def _firing_for(event: AlertEvent, alert: Alert) -> str:
 _TEAM_DOMAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}")
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
 _MESSAGE_TS = re.compile(r"\d{1,12}\.\d{1,9}")
+DETAIL_IN_LIST = 300  # characters of an alert's detail in /redis-mem alerts
 MAX_LIST_SECTIONS = 20  # per list (firing, pending): 2 x 20 + header and footer < 50 blocks
 
 
@@ -239,10 +240,13 @@ def alerts_message(
     *,
     team_domain: str | None,
     now: datetime,
-    rules: RuleBook | None = None,
+    rules: RuleBook,
 ) -> Message:
-    """Firing alerts then pending rules of every target, worst first, linked to their messages."""
-    book = rules or RuleBook.defaults()
+    """Firing alerts then pending rules of every target, worst first, linked to their messages.
+
+    ``rules``: this process's rules (a pending rule's severity and its ``for``).
+    """
+    book = rules
     firing = sorted(overview.firing, key=lambda a: (-a.severity.rank, a.fired_at, a.target))
     pending = sorted(
         overview.pending, key=lambda s: (-_pending_severity(book, s).rank, s.active_at, s.target)
@@ -250,8 +254,8 @@ def alerts_message(
     if not firing and not pending:
         text = "No alert is pending or firing."
         return Message(text=text, blocks=[section(text)])
-    title = f"🚨 Alerts — {len(firing)} firing, {len(pending)} pending"
-    blocks: list[Block] = [HeaderBlock(text=title)]
+    counts = f"Alerts — {len(firing)} firing, {len(pending)} pending"
+    blocks: list[Block] = [HeaderBlock(text=f"🚨 {counts}")]
     if firing:
         lines = ["*Firing*", *(firing_line(a, team_domain=team_domain, now=now) for a in firing)]
         blocks.extend(bullet_sections(lines, max_sections=MAX_LIST_SECTIONS))
@@ -259,7 +263,7 @@ def alerts_message(
         lines = ["*Pending*", *(pending_line(s, book) for s in pending)]
         blocks.extend(bullet_sections(lines, max_sections=MAX_LIST_SECTIONS))
     blocks.append(context(f"as of {utc_time(now)}"))
-    return Message(text=title[2:], blocks=blocks)
+    return Message(text=counts, blocks=blocks)
 
 
 def firing_line(alert: Alert, *, team_domain: str | None, now: datetime) -> str:
@@ -267,7 +271,8 @@ def firing_line(alert: Alert, *, team_domain: str | None, now: datetime) -> str:
     lasted = format_duration(max(0.0, (now - alert.fired_at).total_seconds()))
     parts = [
         f"{SEVERITY_MARK[alert.severity]} *{escape(alert.target)}* — "
-        f"{escape(rule_title(alert.rule))} (`{escape(alert.rule)}`): {escape(alert.detail)}",
+        f"{escape(rule_title(alert.rule))} (`{escape(alert.rule)}`): "
+        f"{escape(clip(alert.detail, DETAIL_IN_LIST))}",
         f"since {utc_time(alert.fired_at)} ({lasted})",
     ]
     if alert.acknowledged_by is not None:
@@ -277,7 +282,8 @@ def firing_line(alert: Alert, *, team_domain: str | None, now: datetime) -> str:
     link = message_link(team_domain=team_domain, channel=alert.channel, ts=alert.message_ts)
     if link is not None:
         parts.append(f"<{link}|message>")
-    return clip(" · ".join(parts), 600)
+    # The detail is clipped, not the line: cutting it could drop the link or split a <…|…>.
+    return " · ".join(parts)
 
 
 def pending_line(state: RuleState, rules: RuleBook) -> str:

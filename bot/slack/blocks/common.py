@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
 
 from bot.diagnosis.model import Severity
+from bot.units import clip as clip  # re-exported: every block module clips with it
 from bot.units import format_bytes
 
 # Slack's documented limits (https://api.slack.com/reference/block-kit/blocks).
@@ -38,13 +39,6 @@ class Message:
         """The same message with one more context line at the end (still within limits)."""
         blocks = [*self.blocks[: MAX_BLOCKS - 1], context(line)]
         return Message(text=self.text, blocks=blocks)
-
-
-def clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, ending with an ellipsis when cut."""
-    if len(text) <= limit:
-        return text
-    return text[: max(limit - 1, 0)] + "…"
 
 
 def escape(text: str) -> str:

@@ -17,6 +17,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.errors import RedisMemError, Refused
+from bot.slack.alerts_view import NOT_CONFIGURED
 from bot.slack.blocks.alert import ACK_ACTION, SNOOZE_ACTIONS
 from bot.slack.blocks.common import escape
 from bot.slack.clicks import Click, tell
@@ -24,7 +25,6 @@ from bot.slack.deps import SlackDeps
 
 log = logging.getLogger(__name__)
 
-NOT_CONFIGURED = "alerts are not configured in this process"
 SNOOZE_PATTERN = re.compile("^(?:" + "|".join(map(re.escape, SNOOZE_ACTIONS)) + ")$")
 
 
