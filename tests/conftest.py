@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 
 import pytest
 import redis
+from hypothesis import HealthCheck, settings
 
 from tests.fakeslack import FakeSlack
 from tests.redisserver import RedisServer, redis_server_available
@@ -21,6 +23,17 @@ pytest.register_assert_rewrite(
 )
 
 RedisFactory = Callable[..., RedisServer]
+
+# Property-based suites: "ci" keeps the whole fuzzing budget under a minute; "fuzz"
+# (HYPOTHESIS_PROFILE=fuzz) is the on-demand deep run. No deadline: the machine is noisy,
+# and linear time is asserted by counting work, never by the clock.
+settings.register_profile(
+    "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "fuzz", max_examples=20_000, deadline=None, suppress_health_check=list(HealthCheck)
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture
