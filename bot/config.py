@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -96,12 +97,18 @@ class KubeCoordinates(BaseModel):
     app_deployment: str = "langgraph-agent"
 
 
+TARGET_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+TARGET_NAME_RULE = (
+    "must be 1-63 letters, digits, '_', '.' or '-', starting with a letter or a digit"
+)
+
+
 class Target(BaseModel):
     """One Redis session store the bot can diagnose (and later fix)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    name: str = Field(pattern=TARGET_NAME_PATTERN)
     redis_url: str = DEFAULT_REDIS_URL
     password_env: str | None = None
     session_pattern: str = "session:*"
@@ -117,8 +124,16 @@ class Target(BaseModel):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
-        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+        # As redis-py reads it: case-sensitive (urlsplit would take "REDIS://").
+        if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        try:
+            urlsplit(value)
+        except ValueError:  # not its message: it quotes the URL between "[" and "]"
+            raise ValueError(
+                "redis_url has a host in brackets that is not an IPv6 address"
+                " (a password holding '[' or ']' must be percent-encoded: %5B, %5D)"
+            ) from None
         return value
 
     def connection_url(self) -> str:
@@ -148,22 +163,23 @@ class Target(BaseModel):
 # scheme://user:password@ up to the LAST "@": a password may hold an unencoded
 # "#", "?" or "/" that makes urlsplit see no password at all (and show it whole).
 _USERINFO_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^:@/]*):(.*)@", re.DOTALL)
-# redis-py also reads credentials from the query string (?password=..., &pass=...).
-_QUERY_SECRET = re.compile(
-    r"([?&][^=&#\s]*(?:pass|pwd|token|secret|auth|key)[^=&#\s]*=)[^&#\s]*", re.IGNORECASE
-)
-
-
-def url_password(url: str) -> str | None:
-    """The password in a URL's userinfo, read the way redaction reads it (None: none)."""
-    match = _USERINFO_PASSWORD.match(url)
-    return match.group(3) if match and match.group(3) else None
+# redis-py also reads credentials from the query string (?password=..., &pass=...). The
+# key is tested in Python, not in the pattern: a pattern that searches the key for a secret
+# word backtracks quadratically on a long key. A value runs to the next ``&`` (``#`` too
+# may be part of a password: hide it rather than print what follows it).
+_QUERY_PARAM = re.compile(r"([?&])([^=&#\s]*)=([^&\s]*)")
+_QUERY_SECRET_KEY = re.compile(r"pass|pwd|token|secret|auth|key", re.IGNORECASE)
 
 
 def redact_url(url: str) -> str:
     """Replace a URL's password (userinfo or query string) with ``***``; never raises."""
-    url = _QUERY_SECRET.sub(r"\1***", url)
+    url = _QUERY_PARAM.sub(_redact_query_param, url)
     return _USERINFO_PASSWORD.sub(r"\1\2:***@", url, count=1)
+
+
+def _redact_query_param(match: re.Match[str]) -> str:
+    sep, key, _value = match.groups()
+    return f"{sep}{key}=***" if _QUERY_SECRET_KEY.search(key) else match.group(0)
 
 
 class Settings(BaseSettings):
@@ -265,14 +281,17 @@ class Settings(BaseSettings):
         try:
             return cls()
         except ValidationError as err:
-            raise ConfigError(f"invalid configuration: {_first_error(err)}") from None
+            raise ConfigError(f"invalid configuration: {first_error(err)}") from None
         except SettingsError as err:  # e.g. REDIS_MEM_THRESHOLDS='{bad' (not JSON)
             raise ConfigError(f"invalid configuration: {err}".splitlines()[0]) from None
 
 
-def _first_error(err: ValidationError) -> str:
+def first_error(err: ValidationError) -> str:
+    """The first problem of ``err`` in one line, ``field: what is wrong`` (never the value)."""
     first = err.errors()[0]
     where = ".".join(str(p) for p in first.get("loc", ())) or "value"
+    if first.get("type") == "string_pattern_mismatch" and where == "name":
+        return f"{where}: {TARGET_NAME_RULE}"
     message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
     return f"{where}: {message}"
 
@@ -290,26 +309,69 @@ def load_targets(settings: Settings) -> dict[str, Target]:
 
 
 MAX_CONFIG_BYTES = 1024 * 1024
+_READ_CHUNK = 64 * 1024
 
 
 def read_yaml(path: Path, *, what: str) -> Any:
     """The YAML document in ``path``; one ConfigError line naming ``what`` file it is.
 
-    Only a regular file of at most MAX_CONFIG_BYTES: /dev/zero would fill memory and a
-    FIFO would block start-up for ever.
+    Every configuration file is read here, through ``read_config_text``.
     """
+    text = read_config_text(path, what=what)
     try:
-        if path.exists() and not path.is_file():  # a missing file: read_text says so
-            raise ConfigError(f"{what} {path} is not a regular file")
-        if path.exists() and path.stat().st_size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{what} {path} is larger than {MAX_CONFIG_BYTES // 1024} KB")
-        return yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise ConfigError(f"cannot read {what} {path}: {err.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{what} {path} is not UTF-8 text") from None
+        return yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"{what} {path} is not valid YAML: {err}".splitlines()[0]) from None
+    # PyYAML's constructors raise ValueError for an impossible date (2001-99-99) or an
+    # integer of over 4,300 digits, and its composer recurses once per nesting level.
+    # Neither message is shown: int()'s would echo the value, which may be a secret.
+    except ValueError:
+        raise ConfigError(
+            f"{what} {path} is not valid YAML: a value cannot be converted "
+            "(an impossible date or time, or a number too long)"
+        ) from None
+    except RecursionError:
+        raise ConfigError(f"{what} {path} is not valid YAML: nested too deeply") from None
+
+
+def read_config_text(path: Path, *, what: str) -> str:
+    """The UTF-8 text of the regular file ``path`` of at most MAX_CONFIG_BYTES, else ConfigError.
+
+    /dev/zero would fill memory, a FIFO would block start-up for ever, and a file that
+    grows (or a /proc file, whose size says 0) would defeat a size check made before
+    the read: so a regular file only, checked before opening (opening a device may
+    have effects) and again on the open descriptor (the path may be swapped in
+    between), opened non-blocking, and never more than the cap read.
+    """
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise ConfigError(f"{what} {path} is not a regular file")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ConfigError(f"{what} {path} is not a regular file")
+            data = _read_at_most(fd, MAX_CONFIG_BYTES + 1)
+        finally:
+            os.close(fd)
+    except OSError as err:
+        raise ConfigError(f"cannot read {what} {path}: {err.strerror}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{what} {path} is larger than {MAX_CONFIG_BYTES // 1024} KB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not UTF-8 text") from None
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    """Up to ``limit`` bytes from ``fd``: fewer only at end of file."""
+    data = bytearray()
+    while len(data) < limit:
+        chunk = os.read(fd, min(_READ_CHUNK, limit - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
 
 
 def _read_targets_file(path: Path, default_pattern: str) -> dict[str, Target]:
@@ -326,7 +388,7 @@ def _read_targets_file(path: Path, default_pattern: str) -> dict[str, Target]:
             target = Target.model_validate(entry)
         except ValidationError as err:
             raise ConfigError(
-                f"targets file {path}: entry {index + 1}: {_first_error(err)}"
+                f"targets file {path}: entry {index + 1}: {first_error(err)}"
             ) from None
         if target.name in targets:
             raise ConfigError(f"targets file {path}: duplicate target name {target.name!r}")
