@@ -6,7 +6,10 @@ Kubernetes probes and Prometheus work the same in both modes.
 
 from __future__ import annotations
 
+import faulthandler
+import logging
 import signal
+import threading
 from types import FrameType
 
 import uvicorn
@@ -21,6 +24,8 @@ from bot.errors import ConfigError
 from bot.slack.app import slack_credentials
 from bot.web import ReadyCheck, create_web_app
 
+log = logging.getLogger(__name__)
+
 
 def serve(
     *,
@@ -32,6 +37,10 @@ def serve(
 ) -> None:
     """Serve until SIGTERM/SIGINT; raises ConfigError (one line) when Slack is not configured."""
     slack_credentials(settings)
+    # A fatal signal (SIGBUS from a memory-mapped file, SIGSEGV in a C extension) ends the
+    # process before any Python handler runs: leave at least the failing thread's stack in
+    # the log. The known cause, SQLite's -shm file, is refused before use (bot.audit.shm_guard).
+    faulthandler.enable(all_threads=False)
     if not settings.slack_app_token:
         web = create_web_app(registry=registry, bolt_app=app, ready=ready)
         run_http(web, host=host, port=settings.port)
@@ -71,7 +80,7 @@ class StoppingServer(uvicorn.Server):
 
 
 def run_http(web: Starlette, *, host: str, port: int) -> None:
-    """Run uvicorn in this thread until SIGTERM/SIGINT, then return."""
+    """Run uvicorn in this thread until SIGTERM/SIGINT, then return (see ``keep_draining``)."""
     config = uvicorn.Config(web, host=host, port=port, log_level="info", access_log=False)
     server = StoppingServer(config)
     try:
@@ -81,3 +90,21 @@ def run_http(web: Starlette, *, host: str, port: int) -> None:
             raise
         # uvicorn logs the bind error and exits with its own code: say it in one line.
         raise ConfigError(f"cannot listen on {host}:{port} (port in use or not allowed)") from None
+    keep_draining()
+
+
+def keep_draining() -> None:
+    """After the server stopped: a further SIGTERM is logged, not obeyed, while the clean-up
+    runs (running fixes finish; queued approvers are told).
+
+    uvicorn puts the default handlers back when it returns, so a second SIGTERM (a
+    supervisor's retry, a hurried operator) would kill the process with fixes halfway.
+    Kubernetes' SIGKILL at the end of the grace period stays the hard stop; a second
+    SIGINT (Ctrl-C) still interrupts at once.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _still_draining)
+
+
+def _still_draining(sig: int, frame: FrameType | None) -> None:
+    log.warning("SIGTERM again: still stopping (running fixes finish first)")

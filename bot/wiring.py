@@ -10,8 +10,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Engine
 
 from bot.approvals.policy import ApproverPolicy, GroupResolver
 from bot.approvals.service import RemediationService
@@ -21,7 +20,7 @@ from bot.audit.entry import AuditSink
 from bot.audit.migrate import prepare_database
 from bot.audit.store import SqlAuditStore
 from bot.clock import utc_now
-from bot.config import DEFAULT_TARGET_NAME, Settings, Target, load_targets
+from bot.config import DEFAULT_TARGET_NAME, Settings, Target, first_error, load_targets
 from bot.errors import UsageError
 from bot.health.digest import diagnose_for_alert
 from bot.health.rulesfile import load_rules
@@ -61,9 +60,7 @@ def targets_for(
             session_pattern=settings.session_pattern,
         )
     except ValidationError as err:
-        first = err.errors()[0]
-        field = ".".join(str(p) for p in first.get("loc", ())) or "value"
-        raise UsageError(f"--redis-url/--target: {field}: {first['msg']}") from None
+        raise UsageError(f"--redis-url/--target: {first_error(err)}") from None
     return {target.name: target}
 
 
@@ -96,17 +93,13 @@ def audit_store(settings: Settings) -> tuple[SqlAuditStore, Engine]:
 
 
 def database_ready(engine: Engine) -> Callable[[], bool]:
-    """Readiness: the audit database answers (changes must not run without it)."""
+    """Readiness: an audit row could be written now (changes must not run without one).
 
-    def ready() -> bool:
-        try:
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except SQLAlchemyError:
-            return False
-        return True
+    A rolled-back INSERT, bounded in time and cached (``bot.audit.readiness``).
+    """
+    from bot.audit.readiness import WriteProbe
 
-    return ready
+    return WriteProbe(engine)
 
 
 def remediation_service(
@@ -228,17 +221,16 @@ def run_bot(settings: Settings) -> None:
         health=health,
     )
     scheduler = scheduled_jobs(settings, remediation=remediation, client=slack, health=health)
+    add_audit_backlog_sweep(scheduler, engine=engine, audit=store, client=slack)
     try:
-        Runtime([scheduler, outbox]).run(
+        # The fix pool stops first (SIGTERM): queued approvals are not started and their
+        # approvers told, running fixes finish while the scheduler and outbox still run.
+        Runtime([scheduler, outbox, fixes]).run(
             lambda: serve(
                 settings=settings, app=app, registry=registry, ready=database_ready(engine)
             )
         )
     finally:
-        # Stopped (SIGTERM): no new work arrives. Let running fixes finish so none
-        # stops halfway; approvals still queued stay pending (nothing ran).
-        logging.getLogger(__name__).info("shutting down: waiting for running fixes")
-        fixes.shutdown(wait=True, cancel_futures=True)
         health.close()
         engine.dispose()
 
@@ -271,6 +263,18 @@ def alert_outbox(
         settings, engine=engine, audit=audit, diagnosis=diagnosis, on_events=worker.wake
     )
     return worker, health
+
+
+def add_audit_backlog_sweep(
+    scheduler: JobScheduler, *, engine: Engine, audit: SqlAuditStore, client: WebClient
+) -> None:
+    """Every few seconds, write the audit rows applied changes still owe (bot.approvals.backlog)."""
+    from bot.approvals.backlog import AuditBacklog
+    from bot.slack.audit_backlog import SWEEP_SECONDS, BacklogSweep
+
+    backlog = AuditBacklog(store=ApprovalStore(engine), audit=audit, clock=utc_now)
+    sweep = BacklogSweep(backlog=backlog, client=client)
+    scheduler.every("flush-audit-backlog", sweep, seconds=SWEEP_SECONDS)
 
 
 OUTBOX_POLL_SECONDS = 5.0

@@ -1,5 +1,7 @@
-"""An audit write failing AFTER the change ran: the stored request keeps what happened, the
-original AuditUnavailable reaches the caller, and nothing stays EXECUTING forever.
+"""An audit write failing AFTER the change ran: the stored request says the change was
+applied and keeps the missing rows, which a sweep writes once the database takes them; when
+even the request cannot be stored, the AuditUnavailable says the change was applied, and
+nothing stays EXECUTING forever.
 
 Real redis-server, fake Kubernetes API, real SQLite audit database (a real lock held by
 another connection where the database itself must fail).
@@ -13,9 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from bot.approvals.backlog import AuditBacklog
+from bot.approvals.gate import OUTCOME_UNKNOWN
 from bot.approvals.model import ApprovalRequest, RequestState
-from bot.approvals.service import OUTCOME_UNKNOWN
+from bot.approvals.unrecorded import BACKLOG_KEY, RECORDED_LATE_KEY
 from bot.audit.engine import make_engine
+from bot.audit.verify import verify_chain
 from bot.errors import AuditUnavailable
 from tests.approvals_support import (
     APPROVER,
@@ -55,7 +60,7 @@ def quick_rig(env: Env, tmp_path: Path) -> Iterator[Rig]:
     engine.dispose()
 
 
-def test_locked_database_after_the_change_raises_the_original_error(
+def test_locked_database_after_the_change_says_it_was_applied(
     quick_rig: Rig, tmp_path: Path
 ) -> None:
     rig = quick_rig
@@ -67,7 +72,9 @@ def test_locked_database_after_the_change_raises_the_original_error(
             service.approve(request_id=request.id, approver=APPROVER)
     finally:
         locking.release()
-    # The error of the audit write, not the one of storing the end (same lock).
+    assert str(caught.value).startswith("set-eviction-policy on sessions was applied (")
+    assert "neither its audit rows nor its result could be stored" in str(caught.value)
+    # The cause is the audit write's error, not the one of storing the end (same lock).
     assert "updating an approval request" not in str(caught.value)
     _applied(rig)
     stuck = service.get(request.id)
@@ -108,37 +115,69 @@ def test_request_left_executing_by_a_restart_is_failed_after_the_limit(rig: Rig)
     assert rig.actions(request.id) == ["remediation.requested", "remediation.failed"]
 
 
-def test_lost_verification_row_keeps_the_applied_result(rig: Rig) -> None:
+def test_lost_verification_row_keeps_the_applied_result_until_it_is_written(rig: Rig) -> None:
     request = _policy_request(rig)
     rig.sink.fail_on = "remediation.verified"
-    with pytest.raises(AuditUnavailable):
-        rig.service.approve(request_id=request.id, approver=APPROVER)
+    done = rig.service.approve(request_id=request.id, approver=APPROVER)  # no error: applied
     rig.sink.fail_on = None
     _applied(rig)
-    done = rig.service.get(request.id)
+    assert done == rig.service.get(request.id)
     assert done.state is RequestState.SUCCEEDED
-    assert done.error == "audit unavailable: verification not recorded"
+    assert done.error is not None
+    assert done.error.startswith("applied, but not recorded in the audit trail: audit database")
     assert done.result is not None
     assert done.result["complete"] is True
-    assert done.result["verification_recorded"] is False
     assert done.result["steps"][-1]["name"] == "ConfigMap" and done.result["steps"][-1]["ok"]
-    assert "keys_changed" in done.result and done.result["state"]
+    assert done.result["verification"]["verdict"]
+    owed = done.result[BACKLOG_KEY]["entries"]
+    assert [e["action"] for e in owed] == ["remediation.verified"]
     assert rig.actions(request.id) == [
         "remediation.requested",
         "remediation.approved",
         "remediation.executed",
     ]
 
+    backlog = AuditBacklog(store=rig.store, audit=rig.audit, clock=rig.clock)
+    [recorded] = backlog.flush()
+    assert recorded.id == request.id and recorded.state is RequestState.SUCCEEDED
+    assert recorded.error is None
+    assert recorded.result is not None and BACKLOG_KEY not in recorded.result
+    assert recorded.result[RECORDED_LATE_KEY]["reason"] == done.result[BACKLOG_KEY]["reason"]
+    last = rig.rows(request.id)[-1]
+    assert last.action == "remediation.verified" and last.actor == APPROVER.id
+    assert last.parameters["recorded_late"] is True and last.summary.endswith("[recorded late]")
+    assert backlog.flush() == []  # written once
+    assert verify_chain(rig.engine).ok
 
-def test_lost_executed_row_keeps_the_result_and_says_what_stopped(rig: Rig) -> None:
+
+def test_lost_executed_row_keeps_it_and_every_later_row_in_order(rig: Rig) -> None:
     request = _policy_request(rig)
     rig.sink.fail_on = "remediation.executed"
+    done = rig.service.approve(request_id=request.id, approver=APPROVER)
+    rig.sink.fail_on = None
+    _applied(rig)
+    assert done.state is RequestState.SUCCEEDED
+    assert done.error is not None and done.error.startswith("applied, but not recorded")
+    assert done.result is not None and done.result["complete"] is True
+    owed = done.result[BACKLOG_KEY]["entries"]
+    # The verification ran (the change was applied) and its row queued behind the lost one.
+    assert [e["action"] for e in owed] == ["remediation.executed", "remediation.verified"]
+    assert rig.actions(request.id) == ["remediation.requested", "remediation.approved"]
+
+    AuditBacklog(store=rig.store, audit=rig.audit, clock=rig.clock).flush()
+    assert rig.actions(request.id)[2:] == ["remediation.executed", "remediation.verified"]
+    assert rig.service.get(request.id).error is None
+
+
+def test_lost_approved_row_still_stops_before_anything_runs(rig: Rig) -> None:
+    request = _policy_request(rig)
+    rig.sink.fail_on = "remediation.approved"
     with pytest.raises(AuditUnavailable):
         rig.service.approve(request_id=request.id, approver=APPROVER)
     rig.sink.fail_on = None
-    _applied(rig)
-    done = rig.service.get(request.id)
-    assert done.state is RequestState.FAILED
-    assert done.error is not None
-    assert done.error.startswith("audit unavailable, stopped before remediation.executed")
-    assert done.result is not None and done.result["complete"] is True
+    assert rig.env.client.config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lru"}
+    stopped = rig.service.get(request.id)
+    assert stopped.state is RequestState.FAILED
+    assert stopped.error is not None
+    assert stopped.error.startswith("audit unavailable, stopped before remediation.approved")
+    assert AuditBacklog(store=rig.store, audit=rig.audit, clock=rig.clock).owing() == []

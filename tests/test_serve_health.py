@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
-import httpx
 import pytest
 import yaml
 from sqlalchemy import Engine
@@ -28,13 +26,14 @@ from bot.audit.store import SqlAuditStore
 from bot.audit.verify import verify_chain
 from bot.health.model import Alert, RuleStatus
 from bot.health.store import SqlHealthStore
-from tests.clirun import REDIS_MEM, clean_env
+from tests.clirun import clean_env
 from tests.conftest import RedisFactory
 from tests.fakeslack import Call, FakeSlack
 from tests.health_support import session_store, set_ratio
 from tests.redisserver import free_port
+from tests.serveproc import ServeProcess
 from tests.slackcheck import wait_until
-from tests.slacksign import button_click_payload, signed_headers
+from tests.slacksign import button_click_payload
 
 SECRET = "serve-health-secret"
 CHANNEL = "C0ALERTS"
@@ -52,34 +51,10 @@ RULES = {
 
 
 @dataclass
-class Serve:
+class Serve(ServeProcess):
     """A running ``redis-mem serve`` and what it talks to."""
 
-    fake: FakeSlack
-    env: dict[str, str]
-    log: Path
-    proc: subprocess.Popen[bytes] | None = None
-    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10))
     _engine: Engine | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.env['PORT']}"
-
-    def start(self) -> Serve:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [REDIS_MEM, "serve"], env=self.env, stdout=out, stderr=subprocess.STDOUT
-            )
-        wait_until(self._healthy, timeout=30)
-        return self
-
-    def _healthy(self) -> bool:
-        assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
-        try:
-            return self.http.get(f"{self.url}/healthz").status_code == 200
-        except httpx.TransportError:
-            return False
 
     def stop(self) -> str:
         if self.proc is not None and self.proc.poll() is None:
@@ -121,9 +96,7 @@ class Serve:
             channel=CHANNEL,
             ts=ts,
         )
-        body = urlencode({"payload": json.dumps(payload)})
-        headers = signed_headers(secret=SECRET, body=body)
-        return self.http.post(f"{self.url}/slack/events", content=body, headers=headers).status_code
+        return self.post_signed(urlencode({"payload": json.dumps(payload)})).status_code
 
 
 def _status(serve: Serve, target: str, rule: str) -> RuleStatus | None:

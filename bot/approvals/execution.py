@@ -1,26 +1,31 @@
 """One approved request, from the claim to its final state: re-check, execute, verify.
 
 Runs only in the caller that won the PENDING -> EXECUTING UPDATE, so nothing
-here races with another approver. Each step is audited before the next runs;
-if an audit write fails, the request ends FAILED ("audit unavailable") and the
-AuditUnavailable is raised: nothing further runs. Once the change has run, the
-stored request keeps its result even when an audit write fails; if storing the
-end fails too (same database down), the original AuditUnavailable is raised and
-``RemediationService.expire_due`` later fails the request left EXECUTING.
+here races with another approver. Each step is audited before the next runs.
+Before the change, an audit write that fails ends the request FAILED ("audit
+unavailable, stopped before ...") and the AuditUnavailable is raised: nothing
+runs. Once the change has run, a refused audit write neither stops nor hides it:
+the row, and every later one of this request (so the trail keeps their order),
+is kept on the request (``bot.approvals.unrecorded``), whose stored error says
+"applied, but not recorded in the audit trail: <reason>"; ``bot.approvals.backlog``
+writes them when the database takes inserts again. Only when storing the end
+fails too (the whole database down) is AuditUnavailable raised, saying the change
+was applied; ``RemediationService.expire_due`` later fails the request left EXECUTING.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from typing import Any
 
 from bot.approvals.events import request_event
 from bot.approvals.model import Actor, ApprovalRequest, RequestState
 from bot.approvals.progress import ProgressReporter
 from bot.approvals.store import ApprovalStore
-from bot.audit.entry import AuditSink
+from bot.approvals.unrecorded import Backlog, encode, unrecorded_error, with_backlog
+from bot.audit.entry import AuditEntry, AuditSink
 from bot.config import Target
 from bot.diagnosis.model import Diagnosis
 from bot.errors import AuditUnavailable, RedisMemError
@@ -30,18 +35,8 @@ from bot.remediation.model import ActionContext, ExecutionResult, Preview
 from bot.services.diagnose import DiagnosisService
 
 ContextFactory = Callable[[Target], ActionContext]
-UNRECORDED = "audit unavailable: verification not recorded"
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class _Ending:
-    """How the request ends if the audit write of a step fails."""
-
-    state: RequestState
-    result: dict[str, Any] | None
-    error: str
 
 
 class Execution:
@@ -65,6 +60,8 @@ class Execution:
         self._diagnosis = diagnosis
         self._context = context
         self._reporter = reporter
+        self._unrecorded: list[dict[str, Any]] = []  # rows the database refused, in order
+        self._unrecorded_reason = ""
 
     def run(self) -> ApprovalRequest:
         """Audit the approval, re-check, execute, audit the outcome, verify, store the end."""
@@ -79,11 +76,13 @@ class Execution:
             self._audited("remediation.refused", "refused", f"not executed: {prepared}")
             return self._end(RequestState.REFUSED, error=prepared)
         result = self._execute(action, params, prepared, preview)
-        self._audited(
+        self._after_change(
             "remediation.executed" if result.complete else "remediation.failed",
             "ok" if result.complete else "error",
             f"{req.action_id} on {req.target}: {result.state}",
-            result=result,
+            keys_changed=result.keys_changed,
+            state=result.state,
+            complete=result.complete,
         )
         return self._verify(action, params, prepared.diagnosis, result)
 
@@ -129,13 +128,9 @@ class Execution:
         final = RequestState.SUCCEEDED if result.complete else RequestState.FAILED
         error = None if result.complete else result.state
         status, summary, extra = self._check(action, params, before, outcome)
-        # The change WAS applied: a lost verification row must not hide its result.
-        unrecorded = _Ending(
-            final,
-            {**outcome, "verification_recorded": False},
-            UNRECORDED if error is None else f"{error}; {UNRECORDED}"[:1000],
-        )
-        self._audited("remediation.verified", status, summary, ending=unrecorded, **extra)
+        self._after_change("remediation.verified", status, summary, **extra)
+        if self._unrecorded:
+            return self._end_unrecorded(final, result=outcome, error=error)
         return self._end(final, result=outcome, error=error)
 
     def _check(
@@ -156,41 +151,27 @@ class Execution:
         outcome["verification"] = _jsonable(asdict(check))
         return "ok", check.verdict, {"verdict": check.verdict}
 
-    def _audited(
-        self,
-        action: str,
-        outcome: str,
-        summary: str,
-        *,
-        result: ExecutionResult | None = None,
-        ending: _Ending | None = None,
-        **extra: Any,
-    ) -> None:
-        """Record one step; on AuditUnavailable end the request (``ending``, else FAILED)
-        and re-raise the original error, even when storing that end fails too."""
-        if result is not None:
-            extra.update(
-                keys_changed=result.keys_changed, state=result.state, complete=result.complete
-            )
+    def _event(self, action: str, outcome: str, summary: str, **extra: Any) -> AuditEntry:
+        return request_event(
+            self.request,
+            actor=self.approver,
+            action=action,
+            outcome=outcome,
+            summary=summary,
+            **extra,
+        )
+
+    def _audited(self, action: str, outcome: str, summary: str) -> None:
+        """Record a step before the change; on AuditUnavailable end the request FAILED and
+        re-raise the original error, even when storing that end fails too."""
         try:
-            self._audit.record(
-                request_event(
-                    self.request,
-                    actor=self.approver,
-                    action=action,
-                    outcome=outcome,
-                    summary=summary,
-                    **extra,
-                )
-            )
+            self._audit.record(self._event(action, outcome, summary))
         except AuditUnavailable as err:
-            ending = ending or _Ending(
-                RequestState.FAILED,
-                None if result is None else _result_dict(result),
-                f"audit unavailable, stopped before {action}: {err}"[:1000],
-            )
             try:
-                self._end(ending.state, result=ending.result, error=ending.error)
+                self._end(
+                    RequestState.FAILED,
+                    error=f"audit unavailable, stopped before {action}: {err}"[:1000],
+                )
             except Exception as end_err:  # the same database is likely down: keep the cause
                 log.error(
                     "could not store the end of request %s (left executing until "
@@ -199,6 +180,52 @@ class Execution:
                     end_err,
                 )
             raise
+
+    def _after_change(self, action: str, outcome: str, summary: str, **extra: Any) -> None:
+        """Record a step after the change; a refused row is kept for later, never raised.
+
+        After one refused row the later ones are kept too, so the trail keeps their order.
+        """
+        entry = self._event(action, outcome, summary, **extra)
+        if not self._unrecorded:
+            try:
+                self._audit.record(entry)
+                return
+            except AuditUnavailable as err:
+                self._unrecorded_reason = err.message
+        self._unrecorded.append(encode(entry, occurred_at=self._reporter.now()))
+
+    def _end_unrecorded(
+        self, state: RequestState, *, result: dict[str, Any], error: str | None
+    ) -> ApprovalRequest:
+        """The end of an applied change whose rows the database refused: keep them on it."""
+        req, reason = self.request, self._unrecorded_reason
+        backlog = Backlog(entries=tuple(self._unrecorded), reason=reason, error=error)
+        log.error(
+            "request %s: %s on %s was applied, but %d audit row(s) were not recorded "
+            "(kept on the request, written when the database takes them): %s",
+            req.id,
+            req.action_id,
+            req.target,
+            len(backlog.entries),
+            reason,
+        )
+        try:
+            return self._end(
+                state, result=with_backlog(result, backlog), error=unrecorded_error(error, reason)
+            )
+        except AuditUnavailable as err:
+            # The database is down altogether: say so, with the first error (the cause).
+            log.error(
+                "request %s: its result (%s) could not be stored either: %s",
+                req.id,
+                result.get("state"),
+                err,
+            )
+            raise AuditUnavailable(
+                f"{req.action_id} on {req.target} was applied ({result.get('state')}), but "
+                f"neither its audit rows nor its result could be stored: {reason}"
+            ) from None
 
     def _end(
         self,

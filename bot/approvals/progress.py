@@ -66,6 +66,10 @@ class ProgressReporter:
             log.warning("could not store progress of request %s: %s", self.request.id, err)
         self.announce(replace(self.request, progress=line))
 
+    def now(self) -> datetime:
+        """The service's clock (when a step happened)."""
+        return self._clock()
+
     def line(self) -> str:
         """``1,200 keys changed (3,400 scanned)``."""
         return f"{self.changed:,} keys changed ({self.scanned:,} scanned)"

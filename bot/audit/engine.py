@@ -1,4 +1,9 @@
-"""Build the audit database engine: driver choice, SQLite locking, short timeouts."""
+"""Build the audit database engine: driver choice, SQLite locking, short timeouts.
+
+SQLite runs in WAL mode, whose wal-index is a memory-mapped ``-shm`` file: every new
+connection and every BEGIN first checks that file (``bot.audit.shm_guard``), because a
+truncated or unwritable one kills the process with SIGBUS instead of raising.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from bot.audit.shm_guard import ShmGuard
 from bot.errors import ConfigError
 
 # Execution option that makes the next SQLite transaction take the write lock at BEGIN.
@@ -50,12 +56,25 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
     connect_args = {"timeout": SQLITE_BUSY_SECONDS}
     connect_args.update(kwargs.pop("connect_args", {}))
     engine = create_engine(url, connect_args=connect_args, **kwargs)
-    event.listen(engine, "connect", _sqlite_on_connect)
-    event.listen(engine, "begin", _sqlite_on_begin)
+    guard = _shm_guard(url)
+    event.listen(engine, "connect", lambda dbapi, record: _sqlite_on_connect(dbapi, guard))
+    event.listen(engine, "begin", lambda connection: _sqlite_on_begin(connection, guard))
     return engine
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+def _shm_guard(url: URL) -> ShmGuard | None:
+    """The guard of the database file's ``-shm``; None for an in-memory database (no file)."""
+    database = url.database or ""
+    if database.startswith("file:"):  # a URI filename (``?uri=true``)
+        database = database.removeprefix("file:")
+    if database in ("", ":memory:") or url.query.get("mode") == "memory":
+        return None
+    return ShmGuard(database)
+
+
+def _sqlite_on_connect(dbapi_connection: Any, guard: ShmGuard | None) -> None:
+    if guard is not None:
+        guard.check()  # before the PRAGMA below opens the WAL and maps the -shm
     # pysqlite's own transaction handling defers BEGIN until the first write, so
     # two writers could both read the same chain head. Turn it off and emit BEGIN
     # ourselves (SQLAlchemy's "serializable isolation / savepoints" pysqlite recipe).
@@ -68,7 +87,9 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def _sqlite_on_begin(connection: Connection) -> None:
+def _sqlite_on_begin(connection: Connection, guard: ShmGuard | None) -> None:
+    if guard is not None:
+        guard.check()  # every statement runs in a transaction: this is before each use
     if connection.get_execution_options().get(WRITE_LOCK):
         # Take the database write lock now, waiting up to the busy timeout.
         connection.exec_driver_sql("BEGIN IMMEDIATE")

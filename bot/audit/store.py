@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -94,6 +94,27 @@ class SqlAuditStore:
         except DB_ERRORS as err:
             raise unavailable(self.engine, err, doing="recording an audit event") from None
         return row
+
+    def append_all(
+        self, entries: Sequence[AuditEntry], *, together: Callable[[Connection], bool]
+    ) -> bool:
+        """Append ``entries`` and run ``together`` in ONE transaction: all of it, or nothing.
+
+        ``together`` (e.g. a conditional UPDATE) returning False rolls the appends back and
+        returns False. Raises AuditUnavailable when the database refuses.
+        """
+        try:
+            with self.engine.connect() as conn:
+                conn = conn.execution_options(**{WRITE_LOCK: True})
+                with conn.begin() as transaction:
+                    for entry in entries:
+                        _append(conn, _row_values(entry, self._clock()))
+                    if not together(conn):
+                        transaction.rollback()
+                        return False
+        except DB_ERRORS as err:
+            raise unavailable(self.engine, err, doing="recording audit events") from None
+        return True
 
     def list_entries(
         self,

@@ -23,6 +23,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.approvals.model import ApprovalRequest, RequestState
+from bot.approvals.unrecorded import RECORDED_LATE_KEY, backlog_of
 from bot.errors import UsageError
 from bot.remediation.catalogue import get_action
 from bot.remediation.model import Change, RemediationLimits
@@ -57,6 +58,7 @@ STATE_HEAD = {
     RequestState.REFUSED: "🚫 Not executed",
 }
 RISK_MARK = {"low": "🟢", "medium": "🟠", "high": "🔴"}
+UNRECORDED_HEAD = "⚠️ Applied, not recorded"  # succeeded, but its audit rows are still owed
 
 
 def approval_message(request: ApprovalRequest) -> Message:
@@ -73,7 +75,10 @@ def approval_message(request: ApprovalRequest) -> Message:
 def headline(request: ApprovalRequest) -> str:
     """``🛠 Approval needed: Raise maxmemory on prod``."""
     title = str(request.preview.get("title") or request.action_id)
-    return f"{STATE_HEAD[request.state]}: {title} on {request.target}"
+    head = STATE_HEAD[request.state]
+    if request.state is RequestState.SUCCEEDED and backlog_of(request) is not None:
+        head = UNRECORDED_HEAD
+    return f"{head}: {title} on {request.target}"
 
 
 def who_line(request: ApprovalRequest) -> str:
@@ -229,9 +234,7 @@ def closed_text(request: ApprovalRequest) -> str:
 def result_blocks(request: ApprovalRequest) -> list[Block]:
     """What ran (each step), the exact state line, keys touched, then the verification."""
     result: Mapping[str, Any] = request.result or {}
-    ok = request.state is RequestState.SUCCEEDED
-    who = f" (approved by {mention(request.decided_by)})" if request.decided_by else ""
-    lines = [f"{'✅' if ok else '❌'} *{'Done' if ok else 'Failed'}*{who}"]
+    lines = [*outcome_lines(request)]
     lines.extend(step_line(step) for step in result.get("steps") or [])
     state_line = result.get("state") or request.error
     if state_line:
@@ -243,6 +246,31 @@ def result_blocks(request: ApprovalRequest) -> list[Block]:
     if isinstance(verification, Mapping):
         blocks.append(section(verification_text(verification)))
     return blocks
+
+
+def outcome_lines(request: ApprovalRequest) -> list[str]:
+    """``✅ *Done* (approved by …)``; or that it was applied but is not in the audit trail yet."""
+    ok = request.state is RequestState.SUCCEEDED
+    who = f" (approved by {mention(request.decided_by)})" if request.decided_by else ""
+    backlog = backlog_of(request)
+    if backlog is None:
+        lines = [f"{'✅' if ok else '❌'} *{'Done' if ok else 'Failed'}*{who}"]
+        late = (request.result or {}).get(RECORDED_LATE_KEY)
+        if isinstance(late, Mapping):
+            lines.append(f"📝 Its audit rows were recorded late, {_late_time(late.get('at'))}")
+        return lines
+    reason = escape(backlog.reason)
+    owed = "the missing audit rows are written as soon as the database takes them"
+    if ok:
+        return [f"⚠️ Applied, but not recorded in the audit trail: {reason}{who}", f"_{owed}_"]
+    return [f"❌ *Failed*{who}", f"⚠️ Not recorded in the audit trail: {reason}", f"_{owed}_"]
+
+
+def _late_time(value: Any) -> str:
+    try:
+        return slack_time(datetime.fromisoformat(str(value)))
+    except ValueError:
+        return "later"
 
 
 def step_line(step: Any) -> str:

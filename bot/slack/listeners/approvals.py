@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
-from bot.approvals.model import ApprovalRequest, RequestState
+from bot.approvals.model import ApprovalRequest, LaggingMessage, RequestState
 from bot.errors import RedisMemError, Refused
-from bot.slack.blocks.approval import APPROVE_ACTION, REJECT_ACTION, approval_message
+from bot.slack.blocks.approval import APPROVE_ACTION, REJECT_ACTION
 from bot.slack.blocks.common import escape
 from bot.slack.clicks import Click, tell
 from bot.slack.deps import SlackDeps
 from bot.slack.fix import NOT_CONFIGURED
+from bot.slack.fixpool import ApprovalJob, FixPool
+from bot.slack.redelivery import record_outcome, update_message
+from bot.slack.retry import CallFailure, without_retries
 
 if TYPE_CHECKING:
     from bot.approvals.service import RemediationService
@@ -33,9 +34,10 @@ log = logging.getLogger(__name__)
 FIX_WORKERS = 4  # approvals running at once; more wait their turn (each is audited anyway)
 
 
-def fix_executor() -> ThreadPoolExecutor:
-    """The pool approved fixes run on (see the module docstring)."""
-    return ThreadPoolExecutor(max_workers=FIX_WORKERS, thread_name_prefix="redis-mem-fix")
+def fix_executor() -> FixPool:
+    """The pool approved fixes run on (see the module docstring); at shutdown it tells every
+    approver whose click is still queued that it was not started (``bot.slack.fixpool``)."""
+    return FixPool(workers=FIX_WORKERS)
 
 
 def register(app: App, deps: SlackDeps) -> None:
@@ -48,7 +50,9 @@ def register(app: App, deps: SlackDeps) -> None:
     ) -> None:
         ack()
         click, request_id = Click.from_body(body), str(action.get("value") or "")
-        runner.submit(guarded, deps=deps, click=click, request_id=request_id, client=client)
+        runner.submit(
+            ApprovalJob(deps=deps, click=click, request_id=request_id, client=client, work=guarded)
+        )
 
     @app.action(REJECT_ACTION)
     def on_reject(
@@ -76,14 +80,19 @@ def decide(
     if service is None:
         tell(client, user=click.user_id, channel=click.channel, text=f"⚠ {NOT_CONFIGURED}")
         return
-    updater = MessageUpdater(client=client, channel=click.channel, ts=click.message_ts)
+    updater = MessageUpdater(
+        client=client, channel=click.channel, ts=click.message_ts, service=service
+    )
     try:
         if approve:
             final = service.approve(
-                request_id=request_id, approver=click.actor, progress=updater.progress
+                request_id=request_id,
+                approver=click.actor,
+                progress=updater.progress,
+                origin=click.origin,
             )
         else:
-            final = service.reject(request_id=request_id, actor=click.actor)
+            final = service.reject(request_id=request_id, actor=click.actor, origin=click.origin)
     except RedisMemError as err:
         # The message first, then the reply: once the clicker reads it, the message is final.
         show_if_changed(service, request_id, updater, refused=isinstance(err, Refused))
@@ -109,45 +118,70 @@ def show_if_changed(
         updater.finish(current)
 
 
-def refresh_messages(client: WebClient, requests: Iterable[ApprovalRequest]) -> None:
-    """Re-render each request's own message (e.g. the scheduler, after ``expire_due()``)."""
+def refresh_messages(
+    client: WebClient,
+    requests: Iterable[ApprovalRequest],
+    service: RemediationService | None = None,
+) -> None:
+    """Re-render each request's own message (e.g. the scheduler, after ``expire_due()``);
+    with ``service``, what each message now shows is recorded (for the redelivery)."""
     for request in requests:
-        MessageUpdater(client=client, channel=None, ts=None).finish(request)
+        MessageUpdater(client=client, channel=None, ts=None, service=service).finish(request)
 
 
 class MessageUpdater:
     """``chat.update`` of the approval message; Slack errors are logged, never raised.
 
     Where: the request's stored channel/ts (server-side truth), else the clicked message.
+    With a ``service``, each state the message takes is recorded, and a final state Slack
+    did not take is left to the redelivery sweep (``bot/slack/redelivery.py``).
     """
 
-    def __init__(self, *, client: WebClient, channel: str | None, ts: str | None) -> None:
+    def __init__(
+        self,
+        *,
+        client: WebClient,
+        channel: str | None,
+        ts: str | None,
+        service: RemediationService | None = None,
+    ) -> None:
         self._client = client
+        # Progress lines are not retried (nor slept on inside the action): the next
+        # line, or the final update, replaces a lost one.
+        self._quick = without_retries(client)
         self._fallback = (channel, ts)
+        self._service = service
+        self._shown: RequestState | None = None
 
     def progress(self, request: ApprovalRequest) -> None:
         """The service's progress callback: executing, progress lines (already throttled)."""
         if not request.state.final:  # the final state comes back from approve(): finish()
-            self.update(request)
+            self._show(request, self._quick)
 
     def finish(self, request: ApprovalRequest) -> None:
-        """The final state; retried once, since this is the update people rely on."""
-        if not self.update(request):
-            self.update(request)
+        """The final state, through the client's retries. An ``{"ok": false}`` answer (which
+        those do not see) gets one more try; then the redelivery sweep takes over."""
+        failure = self._show(request, self._client)
+        if failure is not None and not failure.retried:
+            failure = self._show(request, self._client)
+        if failure is not None and self._service is not None and request.state.final:
+            record_outcome(self._service, LaggingMessage(request, attempts=0), failure)
 
-    def update(self, request: ApprovalRequest) -> bool:
-        """Re-render the message from the request; False when Slack did not take it."""
+    def _show(self, request: ApprovalRequest, client: WebClient) -> CallFailure | None:
         channel = request.channel or self._fallback[0]
         ts = request.message_ts or self._fallback[1]
         if not channel or not ts:
             log.warning("request %s has no message to update", request.id)
-            return False
-        message = approval_message(request)
-        try:
-            self._client.chat_update(
-                channel=channel, ts=ts, text=message.text, blocks=message.blocks
+            return None
+        failure = update_message(client, request, channel=channel, ts=ts)
+        if failure is not None:
+            log.warning(
+                "chat.update of request %s (%s) failed: %s",
+                request.id,
+                request.state,
+                failure.error,
             )
-        except (SlackApiError, OSError) as err:
-            log.warning("chat.update of request %s (%s) failed: %s", request.id, request.state, err)
-            return False
-        return True
+        elif self._service is not None and request.state is not self._shown:
+            self._shown = request.state
+            record_outcome(self._service, LaggingMessage(request, attempts=0), None)
+        return failure
