@@ -1,7 +1,7 @@
 """Audit entries for the approval flow: one shape, so every row names the request the same way.
 
-Parameters carry the action id, the typed params, the request id and (after a
-change) ``keys_changed`` and the state line; never the preview's reads nor any
+Parameters carry the action id, the typed params, the request id, its Slack team and
+(after a change) ``keys_changed`` and the state line; never the preview's reads nor any
 secret (``SqlAuditStore`` scrubs again on the way in).
 """
 
@@ -31,6 +31,8 @@ def request_event(
         "request_id": request.id,
         **extra,
     }
+    if request.team is not None:  # the workspace it belongs to (clicks from others are refused)
+        parameters["team"] = request.team
     return AuditEntry(
         actor=actor.id,
         actor_name=actor.name,

@@ -9,6 +9,7 @@ Ordering rules (docs/decisions/approvals.md):
   their audit row follows, and its failure is reported.
 - Every refusal is audited (``access.denied`` for clicks, ``remediation.refused`` for
   requests and stale previews) before the ``Refused`` is raised.
+- A click counts only from the request's own Slack team and channel (``Origin``).
 """
 
 from __future__ import annotations
@@ -21,25 +22,26 @@ from typing import Any
 
 from bot.approvals.events import loose_event, request_event
 from bot.approvals.execution import Execution
+from bot.approvals.gate import EXECUTING_LIMIT, Gate
 from bot.approvals.model import (
-    SCHEDULER,
     ActionForm,
     Actor,
     ApprovalRequest,
+    Origin,
     RequestState,
+    raw_text,
     valid_request_id,
 )
 from bot.approvals.policy import ApproverPolicy
 from bot.approvals.progress import Progress, ProgressReporter
-from bot.approvals.store import ApprovalStore
+from bot.approvals.store import ApprovalStore, MessageLedger
 from bot.audit.entry import AuditEntry, AuditSink
 from bot.clock import utc_now
 from bot.config import Target
-from bot.errors import RedisMemError, Refused, UsageError
+from bot.errors import Refused, UsageError
 from bot.remediation.actions.base import Action
 from bot.remediation.catalogue import get_action
 from bot.remediation.model import ActionContext, Params, RemediationLimits
-from bot.remediation.params import MIB, ParamSpec
 from bot.remediation.ports import Cluster, RedisOps
 from bot.services.diagnose import DiagnosisService
 
@@ -49,12 +51,6 @@ __all__ = ["AdapterFactory", "Progress", "RemediationService"]
 
 PENDING = RequestState.PENDING
 EXECUTING = RequestState.EXECUTING
-# Longer than any action runs: an EXECUTING request this old lost its bot (restart, or
-# its database failed while storing the end) and would otherwise stay EXECUTING forever.
-EXECUTING_LIMIT = timedelta(hours=1)
-OUTCOME_UNKNOWN = (
-    "outcome unknown: the bot stopped or lost its database while executing; see the audit trail"
-)
 
 
 class RemediationService:
@@ -86,6 +82,7 @@ class RemediationService:
         self._clock = clock
         self._progress_interval = progress_interval
         self._executing_limit = executing_limit
+        self._gate = Gate(store=store, audit=audit, policy=policy, clock=clock)
 
     @property
     def policy(self) -> ApproverPolicy:
@@ -96,6 +93,11 @@ class RemediationService:
     def limits(self) -> RemediationLimits:
         """The limits every action runs under."""
         return self._limits
+
+    @property
+    def messages(self) -> MessageLedger:
+        """What each request's message shows, and which ones lag (for the redelivery)."""
+        return MessageLedger(self._store, self._clock)
 
     # Requesting ---------------------------------------------------------------------------
 
@@ -127,8 +129,12 @@ class RemediationService:
         target_name: str | None,
         raw_params: Mapping[str, str],
         channel: str | None,
+        team: str | None = None,
     ) -> ApprovalRequest:
-        """Preview the action now and store it PENDING (audited first); refusals audited."""
+        """Preview the action now and store it PENDING (audited first); refusals audited.
+
+        ``team``: the Slack team id it is requested from; decisions must come from it.
+        """
 
         def refuse(err: Exception, outcome: str, target: str | None = target_name) -> None:
             self._record(
@@ -168,6 +174,7 @@ class RemediationService:
             refuse(cannot, "refused", target.name)
             raise cannot
         request = self._new_request(action, target, params, actor=actor, channel=channel, ctx=ctx)
+        request = replace(request, team=team)
         self._record(
             request_event(
                 request,
@@ -209,24 +216,35 @@ class RemediationService:
         )
 
     def attach_message(self, request_id: str, *, channel: str, ts: str) -> None:
-        """Remember where the request's message is (so it can be updated in place)."""
-        if not valid_request_id(request_id) or not self._store.set_fields(
-            request_id, channel=channel, message_ts=ts
+        """Remember where the request's message is (updated in place), showing it pending."""
+        if not valid_request_id(request_id) or not self._store.attach(
+            request_id, channel=channel, ts=ts, shown=PENDING, at=self._clock()
         ):
             raise Refused("unknown request")
 
     # Deciding -----------------------------------------------------------------------------
 
     def approve(
-        self, *, request_id: str, approver: Actor, progress: Progress | None = None
+        self,
+        *,
+        request_id: str,
+        approver: Actor,
+        progress: Progress | None = None,
+        origin: Origin | None = None,
     ) -> ApprovalRequest:
-        """Approve, re-check, execute and verify; returns the final request (see module doc)."""
-        request = self._load(request_id, approver)
+        """Approve, re-check, execute and verify; returns the final request (see module doc).
+
+        ``origin``: where the click was made (None: not a click, e.g. a test or the CLI).
+        """
+        request = self._gate.load(request_id, approver)
+        self._gate.check_origin(request, approver, origin)
         if approver.id == request.requester:
-            raise self._deny(request, approver, "you cannot approve your own request")
-        if not self._approver(request, approver):
-            raise self._deny(request, approver, "you are not an approver (REDIS_MEM_APPROVERS)")
-        self._check_pending(request, approver)
+            raise self._gate.deny(request, approver, "you cannot approve your own request")
+        if not self._gate.is_approver(request, approver):
+            raise self._gate.deny(
+                request, approver, "you are not an approver (REDIS_MEM_APPROVERS)"
+            )
+        self._gate.check_pending(request, approver)
         now = self._clock()
         won = self._store.transition(
             request.id,
@@ -237,7 +255,7 @@ class RemediationService:
             decided_at=now,
         )
         if not won:
-            self._lost_race(request, approver)
+            self._gate.lost_race(request, approver)
         claimed = replace(request, state=EXECUTING, decided_by=approver.id, decided_at=now)
         reporter = ProgressReporter(
             store=self._store,
@@ -261,13 +279,24 @@ class RemediationService:
             reporter=reporter,
         )
 
-    def reject(self, *, request_id: str, actor: Actor) -> ApprovalRequest:
-        """Approvers reject, the requester cancels, a PENDING request; others are refused."""
-        request = self._load(request_id, actor)
+    def reject(
+        self,
+        *,
+        request_id: str,
+        actor: Actor,
+        origin: Origin | None = None,
+        reason: str | None = None,
+    ) -> ApprovalRequest:
+        """Approvers reject, the requester cancels, a PENDING request; others are refused.
+
+        ``reason``: why the requester's request is cancelled for them (``withdraw``).
+        """
+        request = self._gate.load(request_id, actor)
+        self._gate.check_origin(request, actor, origin)
         cancel = actor.id == request.requester
-        if not cancel and not self._approver(request, actor):
-            raise self._deny(request, actor, "only an approver or the requester can reject")
-        self._check_pending(request, actor)
+        if not cancel and not self._gate.is_approver(request, actor):
+            raise self._gate.deny(request, actor, "only an approver or the requester can reject")
+        self._gate.check_pending(request, actor)
         now = self._clock()
         if not self._store.transition(
             request.id,
@@ -275,12 +304,15 @@ class RemediationService:
             to=RequestState.REJECTED,
             decided_by=actor.id,
             decided_at=now,
+            error=reason,
         ):
-            self._lost_race(request, actor)
+            self._gate.lost_race(request, actor)
         rejected = replace(
-            request, state=RequestState.REJECTED, decided_by=actor.id, decided_at=now
+            request, state=RequestState.REJECTED, decided_by=actor.id, decided_at=now, error=reason
         )
         how = "cancelled by the requester" if cancel else "rejected"
+        if reason is not None:
+            how = f"cancelled: {reason}"
         self._record(
             request_event(
                 rejected,
@@ -288,9 +320,16 @@ class RemediationService:
                 action="remediation.rejected",
                 outcome="cancelled" if cancel else "rejected",
                 summary=f"{request.action_id} on {request.target} {how}",
+                **({} if reason is None else {"reason": reason}),
             )
         )
         return rejected
+
+    def withdraw(self, *, request_id: str, reason: str) -> ApprovalRequest:
+        """Cancel a PENDING request for its requester (the face could not show it), audited."""
+        request = self.get(request_id)
+        requester = Actor(id=request.requester, name=request.requester_name)
+        return self.reject(request_id=request.id, actor=requester, reason=reason)
 
     def expire_due(self) -> list[ApprovalRequest]:
         """Mark every PENDING request past its expiry EXPIRED, and every request EXECUTING
@@ -298,11 +337,11 @@ class RemediationService:
         now = self._clock()
         changed = []
         for request in self._store.due(now):
-            done = self._expire(request)
+            done = self._gate.expire(request)
             if done is not None:
                 changed.append(done)
         for request in self._store.stuck(now - self._executing_limit):
-            done = self._fail_stuck(request)
+            done = self._gate.fail_stuck(request)
             if done is not None:
                 changed.append(done)
         return changed
@@ -313,10 +352,7 @@ class RemediationService:
 
     def get(self, request_id: str) -> ApprovalRequest:
         """The request; Refused("unknown request") when absent or malformed."""
-        request = self._store.get(request_id) if valid_request_id(request_id) else None
-        if request is None:
-            raise Refused("unknown request")
-        return request
+        return self._gate.get(request_id)
 
     # Helpers ------------------------------------------------------------------------------
 
@@ -333,117 +369,5 @@ class RemediationService:
             clock=self._clock,
         )
 
-    def _load(self, request_id: str, actor: Actor) -> ApprovalRequest:
-        """``get``, auditing an unknown id as ``access.denied``."""
-        try:
-            return self.get(request_id)
-        except Refused:
-            self._record(
-                loose_event(
-                    actor=actor,
-                    action="access.denied",
-                    outcome="denied",
-                    summary="refused: unknown request",
-                    request_id=str(request_id),
-                )
-            )
-            raise
-
-    def _approver(self, request: ApprovalRequest, actor: Actor) -> bool:
-        """Whether ``actor`` may approve; a failed group look-up refuses (fail closed, audited)."""
-        try:
-            return self._policy.is_approver(actor.id)
-        except RedisMemError as err:
-            raise self._deny(
-                request, actor, f"could not check the approver groups: {err}"
-            ) from None
-
-    def _check_pending(self, request: ApprovalRequest, actor: Actor) -> None:
-        if request.state is not PENDING:
-            raise self._deny(request, actor, _done_reason(request))
-        if request.expired_at(self._clock()):
-            self._expire(request)
-            raise self._deny(request, actor, _expired_reason(request))
-
-    def _lost_race(self, request: ApprovalRequest, actor: Actor) -> None:
-        """Someone else's conditional UPDATE won (or it expired meanwhile): refuse."""
-        current = self._store.get(request.id) or request
-        if current.expired_at(self._clock()):
-            self._expire(current)
-            raise self._deny(current, actor, _expired_reason(current))
-        raise self._deny(current, actor, f"already being handled ({current.state.value})")
-
-    def _expire(self, request: ApprovalRequest) -> ApprovalRequest | None:
-        """PENDING -> EXPIRED; only the caller that wins the UPDATE audits it."""
-        if not self._store.transition(request.id, expected=PENDING, to=RequestState.EXPIRED):
-            return None
-        expired = replace(request, state=RequestState.EXPIRED)
-        self._record(
-            request_event(
-                expired,
-                actor=SCHEDULER,
-                action="remediation.expired",
-                outcome="expired",
-                summary=f"{request.action_id} on {request.target} expired unapproved "
-                f"at {request.expires_at:%H:%M} UTC",
-            )
-        )
-        return expired
-
-    def _fail_stuck(self, request: ApprovalRequest) -> ApprovalRequest | None:
-        """EXECUTING -> FAILED (outcome unknown); only the caller that wins audits it."""
-        if not self._store.transition(
-            request.id, expected=EXECUTING, to=RequestState.FAILED, error=OUTCOME_UNKNOWN
-        ):
-            return None
-        failed = replace(request, state=RequestState.FAILED, error=OUTCOME_UNKNOWN)
-        self._record(
-            request_event(
-                failed,
-                actor=SCHEDULER,
-                action="remediation.failed",
-                outcome="error",
-                summary=f"{request.action_id} on {request.target}: {OUTCOME_UNKNOWN}",
-            )
-        )
-        return failed
-
-    def _deny(self, request: ApprovalRequest, actor: Actor, reason: str) -> Refused:
-        """Audit ``access.denied`` (AuditUnavailable propagates) and return the Refused."""
-        self._record(
-            request_event(
-                request,
-                actor=actor,
-                action="access.denied",
-                outcome="denied",
-                summary=f"refused on {request.action_id}: {reason}",
-                reason=reason,
-                state=request.state.value,
-            )
-        )
-        return Refused(reason)
-
     def _record(self, entry: AuditEntry) -> None:
         self._audit.record(entry)
-
-
-def _done_reason(request: ApprovalRequest) -> str:
-    if request.state is EXECUTING:
-        return f"already approved by {request.decided_by} and running"
-    if request.state is RequestState.EXPIRED:
-        return _expired_reason(request)
-    by = f" by {request.decided_by}" if request.decided_by else ""
-    return f"this request is already {request.state.value}{by}"
-
-
-def _expired_reason(request: ApprovalRequest) -> str:
-    return f"this request expired at {request.expires_at:%H:%M} UTC: request it again"
-
-
-def raw_text(spec: ParamSpec, value: Any) -> str:
-    """A value as text the parameter parses back (prefill): sizes in mb, seconds plain."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if spec.kind == "size" and isinstance(value, int) and value % MIB == 0:
-        return f"{value // MIB}mb"
-    return str(value)

@@ -4,17 +4,21 @@
 ``AND expires_at > now``) and reports whether it won: two approvers clicking at
 once both send the UPDATE, the database serializes them on the row, and exactly
 one sees a row count of 1. No read-then-write window exists to race in.
+
+The message columns (migration 0004) say what the request's Slack message last showed;
+``lagging`` lists the requests whose message is behind, for the redelivery sweep.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row, insert, select, update
+from sqlalchemy import Engine, Row, insert, or_, select, update
 
-from bot.approvals.model import ApprovalRequest, RequestState
+from bot.approvals.model import ApprovalRequest, LaggingMessage, RequestState, resync_delay
 from bot.approvals.table import REQUESTS, ApprovalRow
 from bot.audit.engine import WRITE_LOCK
 from bot.audit.failures import DB_ERRORS, unavailable
@@ -24,6 +28,8 @@ _COLUMNS = tuple(f.name for f in fields(ApprovalRequest))
 _MUTABLE = frozenset(
     {"decided_by", "decided_at", "progress", "result", "error", "channel", "message_ts"}
 )
+FINAL_STATES = tuple(state.value for state in RequestState if state.final)
+OPEN_STATES = tuple(state.value for state in RequestState if not state.final)
 
 
 class ApprovalStore:
@@ -37,6 +43,7 @@ class ApprovalStore:
         """Store a new request."""
         values = {name: getattr(request, name) for name in _COLUMNS}
         values["state"] = request.state.value
+        values["shown_state"] = None if request.shown_state is None else request.shown_state.value
         self._write(insert(REQUESTS).values(**values), doing="storing an approval request")
 
     def get(self, request_id: str) -> ApprovalRequest | None:
@@ -73,6 +80,66 @@ class ApprovalStore:
         _check(changes)
         stmt = update(REQUESTS).where(ApprovalRow.id == request_id).values(**changes)
         return self._write(stmt, doing="updating an approval request") == 1
+
+    def attach(
+        self, request_id: str, *, channel: str, ts: str, shown: RequestState, at: datetime
+    ) -> bool:
+        """Where the request's message is, and that it shows ``shown``; True if the row exists."""
+        stmt = (
+            update(REQUESTS)
+            .where(ApprovalRow.id == request_id)
+            .values(channel=channel, message_ts=ts, **_synced(shown, at))
+        )
+        return self._write(stmt, doing="attaching an approval message") == 1
+
+    def mark_shown(self, request_id: str, shown: RequestState, *, at: datetime) -> bool:
+        """The message now shows ``shown`` (its backoff is reset); True if recorded.
+
+        An open state never overwrites a final one already shown: a late progress
+        update cannot make a finished request look unfinished in the database.
+        """
+        stmt = update(REQUESTS).where(ApprovalRow.id == request_id).values(**_synced(shown, at))
+        if not shown.final:
+            stmt = stmt.where(
+                or_(ApprovalRow.shown_state.is_(None), ApprovalRow.shown_state.in_(OPEN_STATES))
+            )
+        return self._write(stmt, doing="recording an approval message update") == 1
+
+    def mark_lagging(
+        self, request_id: str, *, attempts: int, due_at: datetime | None, error: str | None
+    ) -> bool:
+        """A failed update: try again at ``due_at``; ``error`` set means never (given up)."""
+        stmt = (
+            update(REQUESTS)
+            .where(ApprovalRow.id == request_id)
+            .values(sync_attempts=attempts, sync_due_at=due_at, sync_error=error)
+        )
+        return self._write(stmt, doing="recording an approval message failure") == 1
+
+    def lagging(self, now: datetime, *, limit: int) -> list[LaggingMessage]:
+        """Final requests whose message shows another state, due at ``now``; fewest tries first."""
+        query = (
+            select(REQUESTS)
+            .where(
+                ApprovalRow.state.in_(FINAL_STATES),
+                or_(
+                    ApprovalRow.shown_state.is_(None), ApprovalRow.shown_state != ApprovalRow.state
+                ),
+                ApprovalRow.channel.is_not(None),
+                ApprovalRow.message_ts.is_not(None),
+                ApprovalRow.sync_error.is_(None),
+                or_(ApprovalRow.sync_due_at.is_(None), ApprovalRow.sync_due_at <= now),
+            )
+            .order_by(ApprovalRow.sync_attempts, ApprovalRow.created_at, ApprovalRow.id)
+            .limit(limit)
+        )
+        doing = "listing approval messages to redeliver"
+        try:
+            with self.engine.connect() as conn:
+                rows = list(conn.execute(query))
+        except DB_ERRORS as err:
+            raise unavailable(self.engine, err, doing=doing) from None
+        return [LaggingMessage(_request(row), int(row.sync_attempts or 0)) for row in rows]
 
     def pending(self, now: datetime) -> list[ApprovalRequest]:
         """PENDING requests not expired at ``now``, oldest first."""
@@ -123,13 +190,50 @@ class ApprovalStore:
             raise unavailable(self.engine, err, doing=doing) from None
 
 
+class MessageLedger:
+    """What each request's Slack message shows, and when a lagging one is tried again."""
+
+    def __init__(self, store: ApprovalStore, clock: Callable[[], datetime]) -> None:
+        self._store = store
+        self._clock = clock
+
+    def shown(self, request: ApprovalRequest) -> None:
+        """The message now shows ``request.state``: its redelivery (if any) stops."""
+        self._store.mark_shown(request.id, request.state, at=self._clock())
+
+    def failed(
+        self, lag: LaggingMessage, *, retry_after: float | None = None, gave_up: str | None = None
+    ) -> None:
+        """Another failed update: back off (never sooner than Slack's ``Retry-After``), or
+        stop for good with ``gave_up`` saying why (the message was deleted, say)."""
+        attempts = lag.attempts + 1
+        due = None if gave_up else self._clock() + resync_delay(attempts, retry_after)
+        self._store.mark_lagging(lag.request.id, attempts=attempts, due_at=due, error=gave_up)
+
+    def lagging(self, limit: int = 50) -> list[LaggingMessage]:
+        """Final requests whose message shows an older state, due for another update now."""
+        return self._store.lagging(self._clock(), limit=limit)
+
+
 def _check(changes: dict[str, Any]) -> None:
     unknown = set(changes) - _MUTABLE
     if unknown:
         raise ValueError(f"not a mutable approval column: {sorted(unknown)}")
 
 
+def _synced(shown: RequestState, at: datetime) -> dict[str, Any]:
+    return {
+        "shown_state": shown.value,
+        "message_synced_at": at,
+        "sync_attempts": 0,
+        "sync_due_at": None,
+        "sync_error": None,
+    }
+
+
 def _request(row: Row[Any]) -> ApprovalRequest:
     data = dict(row._mapping)
     data["state"] = RequestState(data["state"])
+    shown = data.get("shown_state")
+    data["shown_state"] = None if shown is None else RequestState(shown)
     return ApprovalRequest(**{name: data[name] for name in _COLUMNS})

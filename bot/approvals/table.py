@@ -1,11 +1,11 @@
-"""The ``approval_requests`` table (migration 0002), on the audit database's metadata."""
+"""The ``approval_requests`` table (migrations 0002, 0004), on the audit database's metadata."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import String, Table, Text
+from sqlalchemy import Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.audit.models import Base, CanonicalJSON, UTCDateTime
@@ -33,6 +33,13 @@ class ApprovalRow(Base):
     progress: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any] | None] = mapped_column(CanonicalJSON)
     error: Mapped[str | None] = mapped_column(Text)
+    # Migration 0004: the requester's Slack team, and what its message shows (MessageLedger).
+    team: Mapped[str | None] = mapped_column(String(32))
+    shown_state: Mapped[str | None] = mapped_column(String(16))
+    message_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sync_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    sync_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sync_error: Mapped[str | None] = mapped_column(Text)
 
 
 REQUESTS = cast(Table, ApprovalRow.__table__)

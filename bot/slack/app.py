@@ -16,13 +16,14 @@ from bot.services.diagnose import DiagnosisService
 from bot.slack.deps import AuditReader, SlackDeps
 from bot.slack.listeners import register_all
 from bot.slack.metrics import BotMetrics
-from bot.slack.retry import alert_retry_handlers
+from bot.slack.retry import alert_retry_handlers, listener_retry_handlers
 
 if TYPE_CHECKING:
     from bot.approvals.service import RemediationService
     from bot.health.service import HealthService
 
 ALERT_CALL_TIMEOUT = 10  # seconds per HTTP attempt of the alert notifier's calls
+LISTENER_CALL_TIMEOUT = 10  # seconds per HTTP attempt of the listeners' calls
 
 
 def build_app(
@@ -40,10 +41,17 @@ def build_app(
 
     Bolt calls ``auth.test`` here to check the token: a rejected token or an
     unreachable Slack becomes a one-line ConfigError. ``process_before_response``
-    is False so Bolt acks within Slack's 3 s and listeners may run longer.
+    is False so Bolt acks within Slack's 3 s and listeners may run longer: every
+    listener acks first, so the client's bounded retries (429 with a short Retry-After,
+    500/503, dropped connections; see bot/slack/retry.py) never delay an ack.
     """
     token, secret = slack_credentials(settings)
-    client = WebClient(token=token, base_url=api_base_url(settings.slack_api_url))
+    client = WebClient(
+        token=token,
+        base_url=api_base_url(settings.slack_api_url),
+        timeout=LISTENER_CALL_TIMEOUT,
+        retry_handlers=listener_retry_handlers(),
+    )
     try:
         app = App(client=client, signing_secret=secret, process_before_response=False)
     except BoltError:

@@ -10,7 +10,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.approvals.model import Actor
+from bot.approvals.model import Actor, Origin
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,7 @@ class Click:
     channel: str | None
     message_ts: str | None
     trigger_id: str | None
+    team_id: str | None = None  # the workspace it came from: ``team.id``, else ``user.team_id``
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> Click:
@@ -32,18 +33,30 @@ class Click:
         container = body.get("container") or {}
         channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
         ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
+        team = _field(body.get("team"), "id") or user.get("team_id")
         return cls(
             user_id=str(user.get("id") or "unknown"),
             user_name=user.get("username") or user.get("name"),
             channel=str(channel) if channel else None,
             message_ts=str(ts) if ts else None,
             trigger_id=body.get("trigger_id"),
+            team_id=str(team) if team else None,
         )
 
     @property
     def actor(self) -> Actor:
         """The clicker as the approvals service knows people."""
         return Actor(id=self.user_id, name=self.user_name)
+
+    @property
+    def origin(self) -> Origin:
+        """Where the click was made, for the service to compare with the request's."""
+        return Origin(team=self.team_id, channel=self.channel)
+
+
+def _field(value: Any, name: str) -> Any:
+    """``value[name]`` when ``value`` is an object (Slack sends ``"team": null`` on some)."""
+    return value.get(name) if isinstance(value, Mapping) else None
 
 
 def tell(client: WebClient, *, user: str, channel: str | None, text: str) -> None:

@@ -1,4 +1,4 @@
-"""Expire approval requests nobody decided, and show it on their messages."""
+"""The approval sweep: expire requests nobody decided, and bring every message up to date."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from slack_sdk import WebClient
 from bot.approvals.service import RemediationService
 from bot.errors import RedisMemError
 from bot.slack.listeners.approvals import refresh_messages
+from bot.slack.redelivery import redeliver
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +17,8 @@ SWEEP_SECONDS = 30
 
 
 def expire_and_refresh(*, service: RemediationService, client: WebClient) -> int:
-    """Mark pending requests past their expiry as expired (audited), re-render their messages.
+    """Mark pending requests past their expiry as expired (audited), re-render their messages,
+    then redeliver every final state a message still lags behind (``redelivery.py``).
 
     Returns how many expired. An audit outage is logged and retried at the next
     sweep: the request stays pending, and an approval click on it is refused as
@@ -26,6 +28,7 @@ def expire_and_refresh(*, service: RemediationService, client: WebClient) -> int
         expired = service.expire_due()
     except RedisMemError as err:
         log.warning("could not expire approval requests: %s", err.message)
-        return 0
-    refresh_messages(client, expired)
+        expired = []
+    refresh_messages(client, expired, service)
+    redeliver(service=service, client=client)
     return len(expired)

@@ -3,29 +3,33 @@
 Parsing is pure (``parse_fix``) and answered in the ack; the request itself
 (fresh diagnosis, preview, audit, store) runs after the ack, and its approval
 message is posted in the channel and attached to the request so it can be
-updated in place.
+updated in place, or the request is cancelled (``approval_post``, shared with
+the modal).
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.approvals.model import Actor, ApprovalRequest
 from bot.clock import utc_now
-from bot.errors import RedisMemError, UsageError
+from bot.errors import UsageError
+from bot.limits import echo
 from bot.remediation.catalogue import CATALOGUE, get_action
+from bot.slack.approval_post import post_request
 from bot.slack.blocks.approval import approval_message, pending_message
+from bot.slack.blocks.common import Message
 from bot.slack.deps import SlackDeps
 from bot.slack.jobs import Job, Result
 from bot.slack.parsing import parse_no_args
 from bot.slack.request import SlashRequest
 
 if TYPE_CHECKING:
-    from bot.approvals.service import RemediationService
+    from slack_sdk import WebClient
 
-log = logging.getLogger(__name__)
+    from bot.approvals.service import RemediationService
 
 FIX_USAGE = "fix <action-id> [target] [key=value ...]"
 NOT_CONFIGURED = "fixes are not configured in this process (no approvals database)"
@@ -50,12 +54,14 @@ def parse_fix(args: tuple[str, ...]) -> FixArgs:
         key, sep, value = word.partition("=")
         if not sep:
             if target is not None:
-                raise UsageError(f"fix: expected one target at most (got {target!r} and {word!r})")
+                raise UsageError(
+                    f"fix: expected one target at most (got {echo(target)!r} and {echo(word)!r})"
+                )
             target = word
             continue
         name = key.strip().lower().replace("-", "_")
         if not name or not value.strip():
-            raise UsageError(f"fix: expected key=value (got {word!r})")
+            raise UsageError(f"fix: expected key=value (got {echo(word)!r})")
         if name in raw:
             raise UsageError(f"fix: {name}= given twice")
         raw[name] = value
@@ -83,6 +89,7 @@ def prepare_fix(args: tuple[str, ...], deps: SlackDeps) -> Job:
             target_name=target,
             raw_params=parsed.raw_params,
             channel=request.channel_id,
+            team=request.team_id,
         )
         return requested_result(service, approval)
 
@@ -96,19 +103,24 @@ def prepare_fix(args: tuple[str, ...], deps: SlackDeps) -> Job:
 
 
 def requested_result(service: RemediationService, approval: ApprovalRequest) -> Result:
-    """The approval message, attached to the request once it is posted."""
+    """The approval message: posted and attached, or the request cancelled (``deliver``)."""
 
-    def attach(channel: str, ts: str) -> None:
-        try:
-            service.attach_message(approval.id, channel=channel, ts=ts)
-        except RedisMemError as err:  # the message still works: clicks carry the id
-            log.warning("could not attach message %s to request %s: %s", ts, approval.id, err)
+    def deliver(client: WebClient, message: Message, say: Callable[[str], None]) -> None:
+        channel = approval.channel or approval.requester  # no channel: a DM to the requester
+        post_request(
+            service=service,
+            request=approval,
+            channel=channel,
+            client=client,
+            say=say,
+            message=message,
+        )
 
     return Result(
         message=approval_message(approval),
         outcome="requested",
         summary=f"{approval.action_id} on {approval.target} requested (request {approval.id})",
-        on_posted=attach,
+        deliver=deliver,
     )
 
 

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.slack.blocks.common import Message
 from bot.slack.request import SlashRequest
+
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
+
+# Posts the result's message itself: (client, the message, a one-line reply to the asker).
+Deliver = Callable[["WebClient", Message, Callable[[str], None]], None]
 
 
 @dataclass(frozen=True)
@@ -17,9 +23,9 @@ class Result:
     message: Message
     outcome: str
     summary: str
-    # Called with (channel, ts) once the message is posted with chat.postMessage
-    # (a fix request attaches its approval message so it can be updated in place).
-    on_posted: Callable[[str, str], None] | None = None
+    # Set when the message must be posted with chat.postMessage or not at all (an approval
+    # message: posted and attached, or its request cancelled and the asker told).
+    deliver: Deliver | None = None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ class SlashRequest:
     text: str
     request_id: str
     team_domain: str | None = None  # the workspace's subdomain: links to messages
+    team_id: str | None = None  # the workspace (T...): a fix request's decisions must come from it
 
     @classmethod
     def from_payload(cls, command: Mapping[str, Any]) -> SlashRequest:
@@ -29,4 +30,5 @@ class SlashRequest:
             text=str(command.get("text") or "").strip(),
             request_id=str(command.get("trigger_id") or uuid.uuid4()),
             team_domain=command.get("team_domain") or None,
+            team_id=str(command.get("team_id") or "") or None,
         )

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.approvals.model import Actor, ApprovalRequest
 from bot.errors import RedisMemError, UsageError
 from bot.remediation.catalogue import get_action
-from bot.slack.blocks.approval import approval_message
+from bot.slack.approval_post import post_request
 from bot.slack.blocks.common import escape
 from bot.slack.blocks.diagnosis import REQUEST_ACTION_PREFIX
 from bot.slack.blocks.modal import (
@@ -35,9 +33,6 @@ from bot.slack.blocks.modal import (
 from bot.slack.clicks import Click, tell
 from bot.slack.deps import SlackDeps
 from bot.slack.fix import NOT_CONFIGURED, service_of
-
-if TYPE_CHECKING:
-    from bot.approvals.service import RemediationService
 
 log = logging.getLogger(__name__)
 
@@ -123,48 +118,9 @@ def submit_form(
             target_name=meta.target,
             raw_params=values,
             channel=channel,
+            team=click.team_id,
         )
     except RedisMemError as err:
         say(f"⚠ {escape(meta.action)} on {escape(meta.target)}: {escape(err.message)}")
         return
     post_request(service=service, request=request, channel=channel, client=client, say=say)
-
-
-def post_request(
-    *,
-    service: RemediationService,
-    request: ApprovalRequest,
-    channel: str,
-    client: WebClient,
-    say: Callable[[str], None],
-) -> None:
-    """Post the approval message and attach it; if it cannot be posted, cancel the request.
-
-    A request nobody can see cannot be approved, and a pending one would linger
-    in ``/redis-mem pending``: cancelling it (audited) keeps the state honest.
-    """
-    message = approval_message(request)
-    try:
-        response = client.chat_postMessage(
-            channel=channel, text=message.text, blocks=message.blocks
-        )
-        service.attach_message(request.id, channel=channel, ts=str(response["ts"]))
-    except (SlackApiError, OSError) as err:
-        log.warning("could not post approval request %s in %s: %s", request.id, channel, err)
-        _cancel(service, request, say)
-    except RedisMemError as err:  # posted, not attached: clicks still carry the id
-        log.warning("could not attach the message of request %s: %s", request.id, err)
-
-
-def _cancel(
-    service: RemediationService, request: ApprovalRequest, say: Callable[[str], None]
-) -> None:
-    try:
-        service.reject(request_id=request.id, actor=_requester(request))
-    except RedisMemError as err:
-        log.warning("could not cancel unposted request %s: %s", request.id, err)
-    say("⚠ could not post the approval request in this channel (invite the bot): cancelled")
-
-
-def _requester(request: ApprovalRequest) -> Actor:
-    return Actor(id=request.requester, name=request.requester_name)
