@@ -16,17 +16,20 @@ from decimal import Decimal, InvalidOperation
 from typing import Literal
 
 from bot.errors import UsageError
+from bot.limits import MAX_WORD_CHARS, check_digits, check_value, echo, is_digits
 from bot.remediation.model import Params, ParamValue
 from bot.units import format_bytes, format_duration, parse_size
 
 ParamKind = Literal["int", "size", "seconds", "bool", "choice"]
 MIB = 1024**2
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
+# re.ASCII: "\d" would take '٣', and IGNORECASE would let 'ſ' (long s) pass for "s".
+# Both are matched against stripped text (see bot.units._SIZE: no "\s*" at the ends).
+_DURATION = re.compile(r"(\d+)\s*([smhd]?)", re.IGNORECASE | re.ASCII)
 _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
-_QUANTITY = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*([A-Za-z]*)\s*$")
+_QUANTITY = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*([A-Za-z]*)", re.ASCII)
 _QUANTITY_UNITS = {
     "": 1,
     "k": 10**3,
@@ -53,8 +56,14 @@ class ParamSpec:
     choices: tuple[str, ...] = ()
 
     def parse(self, raw: str) -> ParamValue:
-        """The typed value of ``raw``, range-checked; UsageError (one line) otherwise."""
-        text = str(raw).strip()
+        """The typed value of ``raw``, range-checked; UsageError (one line) otherwise.
+
+        Any string is safe here (a slash-command word, a modal field): its length is
+        checked before anything reads it, and the error repeats at most ``echo(raw)``.
+        """
+        text = str(raw)
+        check_value(text, name=self.name)
+        text = text.strip()
         if not text:
             raise UsageError(f"{self.name} needs a value")
         return self.check(self._convert(text))
@@ -64,7 +73,7 @@ class ParamSpec:
         if self.kind == "choice":
             if value not in self.choices:
                 raise UsageError(
-                    f"{self.name} must be one of {', '.join(self.choices)} (got {value})"
+                    f"{self.name} must be one of {', '.join(self.choices)} (got {_shown(value)})"
                 )
             return value
         if self.kind == "bool" or isinstance(value, bool) or not isinstance(value, int):
@@ -94,10 +103,7 @@ class ParamSpec:
             return _parse_bool(text, name=self.name)
         if self.kind == "choice":
             return text.lower()
-        try:
-            return int(text.replace(",", "").replace("_", ""))
-        except ValueError:
-            raise UsageError(f"{self.name} must be a whole number (got {text!r})") from None
+        return _parse_int(text, name=self.name)
 
     def _range(self) -> str:
         if self.min is not None and self.max is not None:
@@ -109,12 +115,24 @@ class ParamSpec:
 
 def parse_seconds(text: str, *, name: str = "duration") -> int:
     """``86400``, ``90s``, ``15m``, ``12h`` or ``30d`` as whole seconds."""
-    match = _DURATION.match(text)
+    check_value(text, name=name)
+    match = _DURATION.fullmatch(text.strip())
     if not match:
         raise UsageError(
-            f"{name} must be a duration like 86400, 90s, 15m, 12h or 30d (got {text!r})"
+            f"{name} must be a duration like 86400, 90s, 15m, 12h or 30d (got '{echo(text)}')"
         )
+    check_digits(match.group(1), name=name)
     return int(match.group(1)) * _SECONDS[match.group(2).lower()]
+
+
+def _parse_int(text: str, *, name: str) -> int:
+    """A whole number, ``1,000`` and ``1_000`` spellings and a sign allowed (ASCII digits)."""
+    cleaned = text.replace(",", "").replace("_", "")
+    digits = cleaned[1:] if cleaned[:1] in ("+", "-") else cleaned
+    if not is_digits(digits):
+        raise UsageError(f"{name} must be a whole number (got '{echo(text)}')")
+    check_digits(digits, name=name)
+    return int(cleaned)
 
 
 def _parse_bool(text: str, *, name: str) -> bool:
@@ -123,7 +141,11 @@ def _parse_bool(text: str, *, name: str) -> bool:
         return True
     if lowered in _FALSE:
         return False
-    raise UsageError(f"{name} must be true or false (got {text!r})")
+    raise UsageError(f"{name} must be true or false (got '{echo(text)}')")
+
+
+def _shown(value: ParamValue) -> str:
+    return echo(value) if isinstance(value, str) else str(value)
 
 
 def parse_params(specs: tuple[ParamSpec, ...], raw: Mapping[str, str], *, action_id: str) -> Params:
@@ -134,14 +156,15 @@ def parse_params(specs: tuple[ParamSpec, ...], raw: Mapping[str, str], *, action
         spec = by_name.get(name.strip().lower().replace("-", "_"))
         if spec is None:
             known = ", ".join(by_name) or "none"
-            raise UsageError(f"unknown parameter {name!r} for {action_id} (known: {known})")
+            raise UsageError(f"unknown parameter '{echo(name)}' for {action_id} (known: {known})")
         parsed[spec.name] = spec.parse(text)
     return parsed
 
 
 def parse_quantity(text: str) -> int | None:
     """A Kubernetes memory quantity in bytes (``768Mi``, ``1.5Gi``, ``1G``); None if unreadable."""
-    match = _QUANTITY.match(text or "")
+    text = (text or "").strip()
+    match = _QUANTITY.fullmatch(text) if len(text) <= MAX_WORD_CHARS else None
     if not match or match.group(2) not in _QUANTITY_UNITS:
         return None
     try:

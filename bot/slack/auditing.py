@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.audit.entry import AuditEntry, AuditSink
+from bot.audit.scrub import scrub_parameters, scrub_text
 from bot.errors import AuditUnavailable
 from bot.slack.request import SlashRequest
 
@@ -22,16 +23,20 @@ def command_entry(
     target: str | None = None,
     parameters: Mapping[str, Any] | None = None,
 ) -> AuditEntry:
-    """The audit entry of one handled ``/redis-mem <subcommand>``."""
+    """The audit entry of one handled ``/redis-mem <subcommand>``.
+
+    Summary and parameters are scrubbed here, whatever the sink: they hold what was
+    typed (a fix's raw ``key=value`` words, an error repeating a bad value).
+    """
     return AuditEntry(
         actor=request.user_id,
         actor_name=request.user_name,
         source="slack",
         action=f"command.{subcommand}",
         outcome=outcome,
-        summary=summary,
+        summary=scrub_text(summary),
         target=target,
-        parameters=dict(parameters or {}),
+        parameters=scrub_parameters(parameters or {}),
         request_id=request.request_id,
         channel=request.channel_id,
     )

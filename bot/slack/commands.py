@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from bot.audit.scrub import scrub_text
 from bot.diagnosis.model import Diagnosis
 from bot.errors import AuditUnavailable
+from bot.limits import MAX_WORD_CHARS
 from bot.slack.alerts_view import run_alerts
 from bot.slack.blocks.audit import audit_blocks
 from bot.slack.blocks.common import MAX_BLOCKS, Message
@@ -173,7 +174,11 @@ _BY_NAME = {sub.name: sub for sub in SUBCOMMANDS}
 
 
 def route(text: str, deps: SlackDeps) -> Job:
-    """The job for a command text; unknown subcommands get the help. Raises UsageError."""
+    """The job for a command text; unknown subcommands get the help.
+
+    Raises UsageError only, for any ``text``: its length is bounded (``bot.limits``)
+    before anything splits, parses or scrubs it.
+    """
     line = split_command(text)
     sub = _BY_NAME.get(line.name)
     if sub is None:
@@ -182,6 +187,7 @@ def route(text: str, deps: SlackDeps) -> Job:
 
 
 def known_subcommand(text: str) -> str:
-    """The subcommand name for metrics/audit: a known name, else ``help``."""
-    name = split_command(text).name
+    """The subcommand name for metrics/audit: a known name, else ``help`` (any text)."""
+    words = text[:MAX_WORD_CHARS].split(maxsplit=1)
+    name = words[0].lower() if words else "help"
     return name if name in _BY_NAME else "help"

@@ -9,8 +9,9 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.audit.scrub import scrub_text
+from bot.audit.scrub import REDACTED, scrub_text, scrub_words
 from bot.errors import RedisMemError, UsageError
+from bot.limits import preview
 from bot.slack.auditing import command_entry, record
 from bot.slack.blocks.common import Message, clip
 from bot.slack.commands import known_subcommand, route
@@ -37,12 +38,17 @@ def register(app: App, deps: SlackDeps) -> None:
 def handle(
     *, deps: SlackDeps, ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond
 ) -> None:
-    """Route, ack within Slack's 3 s, run, audit, answer."""
+    """Route, ack within Slack's 3 s, run, audit, answer.
+
+    Everything said back is scrubbed (``scrub_text``): errors repeat what was typed,
+    and a user may type a password. ``route`` bounds the text before anything reads
+    it, so an over-long command costs a length check and a one-line ack.
+    """
     request = SlashRequest.from_payload(command)
     try:
         job = route(request.text, deps)
     except UsageError as err:
-        reason = scrub_text(err.message)  # errors echo what was typed, a URL password included
+        reason = said(err.message, typed=request.text)
         ack(text=f"⚠ {reason}", response_type="ephemeral")
         reject(deps=deps, request=request, reason=reason)
         return
@@ -51,7 +57,7 @@ def handle(
         ack(text=result.message.text, blocks=result.message.blocks, response_type="ephemeral")
         finish(deps=deps, request=request, job=job, result=result)
         return
-    ack(text=job.progress, response_type="ephemeral")
+    ack(text=said(job.progress, typed=request.text), response_type="ephemeral")
     result = run(job, request)
     warning = finish(deps=deps, request=request, job=job, result=result)
     answer(
@@ -68,8 +74,8 @@ def run(job: Job, request: SlashRequest) -> Result:
     """The job's result; a user-facing error (Redis down...) becomes a one-line error result."""
     try:
         return job.run(request)
-    except RedisMemError as err:
-        message = f"⚠ {job.subcommand}: {err.message}"
+    except RedisMemError as err:  # e.g. "invalid size 'redis://:pw@h'" from a fix parameter
+        message = f"⚠ {job.subcommand}: {said(err.message, typed=request.text)}"
     except Exception:  # never a traceback in Slack; the log has it
         log.exception("/redis-mem %s failed", job.subcommand)
         message = f"⚠ {job.subcommand}: internal error (see the bot's log)"
@@ -117,22 +123,65 @@ def answer(
     try:
         if result.outcome == "error":
             text = result.message.text if warning is None else f"{result.message.text}\n{warning}"
+            text = said(text, typed=request.text)
             reply_error(respond=respond, text=text)
             return
         message = result.message if warning is None else result.message.with_context(warning)
         if ephemeral:
             respond(text=message.text, blocks=message.blocks, response_type="ephemeral")
             return
-        ts = post_in_channel(
-            client=client, respond=respond, channel=request.channel_id, message=message
-        )
-        if result.on_posted is not None and ts is not None and request.channel_id:
-            result.on_posted(request.channel_id, ts)
+        if result.deliver is not None:  # an approval message: posted and attached, or cancelled
+            result.deliver(client, message, lambda text: reply_error(respond=respond, text=text))
+            return
+        post_in_channel(client=client, respond=respond, channel=request.channel_id, message=message)
     except (SlackApiError, OSError) as err:
         log.error("could not answer /redis-mem in %s: %s", request.channel_id, err)
         reply_error(respond=respond, text="⚠ could not post the result in this channel")
 
 
 def safe_text(text: str) -> str:
-    """The typed text for the audit trail: URL passwords redacted, length capped."""
-    return clip(scrub_text(text), 200)
+    """The typed text for the audit trail, at most 200 characters, without its secrets.
+
+    Bounded first (whole words, long ones elided: no cut splits a URL's password and
+    the scrubber never reads a 100,000-letter word), then scrubbed, then clipped.
+    """
+    return clip(scrub_text(preview(text)), 200)
+
+
+def said(text: str, *, typed: str) -> str:
+    """What we say back: ``text`` scrubbed, and holding no part of a secret that was typed.
+
+    An error may quote a typed word out of its context (the word after ``token:``),
+    where ``scrub_text`` alone cannot tell it is a secret: whatever scrubbing removes
+    from the typed words is masked in the answer too.
+    """
+    shown = scrub_text(text)
+    words = preview(typed).split()  # bounded, whatever was typed
+    for word, scrubbed in zip(words, scrub_words(words), strict=True):
+        secret = removed(word, scrubbed)
+        if len(secret) >= MIN_SECRET_CHARS:
+            shown = shown.replace(secret, REDACTED)
+    return shown
+
+
+# A shorter removed part ("x" of "password=x") would mask every "x" of the answer.
+MIN_SECRET_CHARS = 3
+
+
+def removed(word: str, scrubbed: str) -> str:
+    """The part of ``word`` that scrubbing replaced: what lies between their common ends."""
+    if word == scrubbed:
+        return ""
+    head = _same_start(word, scrubbed)
+    tail = _same_start(word[head:][::-1], scrubbed[head:][::-1])
+    return word[head : len(word) - tail]
+
+
+def _same_start(one: str, other: str) -> int:
+    """How many leading characters ``one`` and ``other`` share."""
+    count = 0
+    for mine, theirs in zip(one, other, strict=False):
+        if mine != theirs:
+            break
+        count += 1
+    return count
