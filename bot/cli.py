@@ -2,22 +2,32 @@
 
 Exit codes (a contract, see DESIGN.md): 0 ok; 1 the check found a problem worth paging
 for (critical); 2 usage or configuration error, one line on stderr, never a traceback.
+An unexpected exception (a bug) is also exit 2 and one line, ``internal error: ...``:
+exit 1 must only ever mean "page someone". ``REDIS_MEM_DEBUG=1`` adds its traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 import sys
-from collections.abc import Collection
-from typing import Annotated, NoReturn
+import traceback
+from collections.abc import Callable, Collection
+from typing import Annotated, NoReturn, cast
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from bot.audit.scrub import scrub_text
 from bot.errors import RedisMemError, UsageError
 
 EXIT_OK, EXIT_CRITICAL, EXIT_USAGE = 0, 1, 2
+DEBUG_ENV = "REDIS_MEM_DEBUG"
+# PATH_MAX: no file name, URL or filter is longer; checked before any parsing.
+MAX_ARG_CHARS = 4_096
+_INTERNAL_MESSAGE_CHARS = 300
 
 app = typer.Typer(
     name="redis-mem",
@@ -33,6 +43,15 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tab
 
 def _err_console() -> Console:
     return Console(stderr=True)
+
+
+def _finish(command: Callable[[], int]) -> NoReturn:
+    """Run a command's body and exit with its code (a closed stdout: one line, exit 2)."""
+    from bot.clikit import stdout_guard
+
+    with stdout_guard():
+        code = command()
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -55,8 +74,8 @@ def diagnose(
     """Run the runbook's six diagnosis steps and name the scenario at fault."""
     from bot.clikit import diagnose_command
 
-    raise typer.Exit(
-        diagnose_command(redis_url=redis_url, target=target, full=full, as_json=as_json)
+    _finish(
+        lambda: diagnose_command(redis_url=redis_url, target=target, full=full, as_json=as_json)
     )
 
 
@@ -74,8 +93,8 @@ def capacity(
     """The runbook's capacity formula: users x sessions x size x 1.2, then a 2-3x margin."""
     from bot.clikit import capacity_command
 
-    raise typer.Exit(
-        capacity_command(
+    _finish(
+        lambda: capacity_command(
             users=users,
             sessions_per_user=sessions_per_user,
             session_size=session_size,
@@ -92,7 +111,7 @@ def demo(
     then walk one through an alert's life cycle (pending, firing, escalated, resolved)."""
     from bot.cli_health import demo_command
 
-    raise typer.Exit(demo_command(as_json=as_json))
+    _finish(lambda: demo_command(as_json=as_json))
 
 
 HealthTargetOpt = Annotated[
@@ -109,7 +128,7 @@ def check(target: HealthTargetOpt = None, as_json: JsonOpt = False) -> None:
     """
     from bot.cli_health import check_command
 
-    raise typer.Exit(check_command(target=target, as_json=as_json))
+    _finish(lambda: check_command(target=target, as_json=as_json))
 
 
 @app.command()
@@ -123,7 +142,7 @@ def watch(
     """Run the scheduled checks in the foreground, one line per alert event (Ctrl-C stops)."""
     from bot.cli_health import watch_command
 
-    raise typer.Exit(watch_command(target=target, rounds=rounds))
+    _finish(lambda: watch_command(target=target, rounds=rounds))
 
 
 @app.command()
@@ -131,21 +150,76 @@ def serve() -> None:
     """Run the Slack bot (Socket Mode when SLACK_APP_TOKEN is set, else HTTP on PORT)."""
     from bot.clikit import serve_command
 
-    raise typer.Exit(serve_command())
+    _finish(serve_command)
 
 
-def _mount_subapps() -> None:
+@functools.cache
+def _command() -> TyperGroup:
+    """The click command of ``app`` with its sub-apps, built once per process.
+
+    ``main`` may run many times in one process (the in-process tests do): mounting the
+    sub-apps on every call would add them again each time.
+    """
     from bot.cli_audit import audit_app, db_app
 
     app.add_typer(audit_app, name="audit", help="Read and verify the audit trail.")
     app.add_typer(db_app, name="db", help="Manage the audit database schema.")
+    return cast(TyperGroup, typer.main.get_command(app))  # an app of commands is a group
 
 
 def _fail(message: str) -> NoReturn:
+    """One ``redis-mem: error:`` line on stderr, exit 2.
+
+    Every message is scrubbed here, whatever raised it: it may repeat what the user
+    typed (a URL with its password, ``password=x``, control characters).
+    """
+    line = " ".join(scrub_text(message).split()) or "error"
     _err_console().print(
-        f"redis-mem: error: {message}", markup=False, highlight=False, soft_wrap=True
+        f"redis-mem: error: {line}", markup=False, highlight=False, emoji=False, soft_wrap=True
     )
     sys.exit(EXIT_USAGE)
+
+
+def _internal_error(err: Exception) -> NoReturn:
+    """A bug reached the user: one line (the traceback only with REDIS_MEM_DEBUG=1), exit 2.
+
+    Exit 2, not a code of its own: callers already read 2 as "redis-mem could not
+    answer, see stderr", and 1 must only ever mean a critical finding.
+    """
+    debug = os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
+    if debug:  # scrubbed too: a traceback quotes source lines and arguments
+        sys.stderr.write(scrub_text("".join(traceback.format_exception(err))))
+    # Scrubbed whole, then cut: a cut made first could split a URL before its "@".
+    text = " ".join(scrub_text(str(err)).split())
+    if len(text) > _INTERNAL_MESSAGE_CHARS:
+        text = text[:_INTERNAL_MESSAGE_CHARS] + "…"
+    detail = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    hint = "" if debug else f" (run with {DEBUG_ENV}=1 for the traceback)"
+    _fail(f"internal error: {detail}{hint}")
+
+
+def _check_argv(argv: list[str]) -> None:
+    """UsageError for an argument no command can take, before anything parses it."""
+    for position, arg in enumerate(argv, start=1):
+        if len(arg) > MAX_ARG_CHARS:
+            raise UsageError(
+                f"argument {position} is {len(arg):,} characters long (at most {MAX_ARG_CHARS:,})"
+            )
+        if not _is_text(arg):
+            raise UsageError(f"argument {position} is not valid UTF-8 text")
+
+
+def _is_text(arg: str) -> bool:
+    """False for bytes that were not UTF-8 (decoded with surrogateescape) or a NUL.
+
+    No real command line holds a NUL (exec cannot pass one); a caller in process can,
+    and SQLite, file names and sockets all refuse it.
+    """
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in arg
 
 
 def _usage_message(err: typer.TyperException) -> str:
@@ -176,19 +250,34 @@ def _record_rejection(argv: list[str], message: str, *, known: Collection[str]) 
         )
 
 
+def _reject(argv: list[str], message: str, *, known: Collection[str]) -> NoReturn:
+    """A command line refused before any command ran: audited, then one line, exit 2."""
+    message = scrub_text(message)  # it may echo a mistyped URL with a password
+    _record_rejection(argv, message, known=known)
+    _fail(message)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the console script; turns every expected error into one line and exit 2."""
-    _mount_subapps()
-    command = typer.main.get_command(app)
+    """Entry point of the console script; every error becomes one line and exit 2."""
     try:
-        code = command.main(args=argv, prog_name="redis-mem", standalone_mode=False)
+        _main(list(argv if argv is not None else sys.argv[1:]))
+    except Exception as err:  # last resort, for a bug: never a traceback, never exit 1
+        _internal_error(err)
+
+
+def _main(args: list[str]) -> NoReturn:
+    command = _command()
+    known = command.commands
+    try:
+        _check_argv(args)
+    except UsageError as err:
+        _reject(args, err.message, known=known)
+    try:
+        code = command.main(args=args, prog_name="redis-mem", standalone_mode=False)
     except typer.Abort:
         _fail("aborted")
     except typer.TyperException as err:  # typer's own click: usage errors, bad parameters
-        message = scrub_text(_usage_message(err))  # it may echo a mistyped URL with a password
-        known = getattr(command, "commands", {})
-        _record_rejection(argv if argv is not None else sys.argv[1:], message, known=known)
-        _fail(message)
+        _reject(args, _usage_message(err), known=known)
     except RedisMemError as err:
         _fail(err.message)
     except KeyboardInterrupt:

@@ -12,11 +12,9 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated, TextIO, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine
@@ -57,10 +55,15 @@ def _engine(*, read_only: bool = True) -> Iterator[Engine]:
 
 def _run(action: Callable[[], T]) -> T:
     """Run a command body; a RedisMemError becomes one line on stderr and exit 2."""
+    from bot.audit.scrub import scrub_text
+    from bot.clikit import stdout_guard
+
     try:
-        return action()
+        with stdout_guard():
+            return action()
     except RedisMemError as err:
-        sys.stderr.write(f"redis-mem: error: {err.message}\n")
+        # Scrubbed: a message may repeat what was typed (--since, a revision, a path).
+        sys.stderr.write(f"redis-mem: error: {' '.join(scrub_text(err.message).split())}\n")
         raise typer.Exit(EXIT_USAGE) from None
 
 
@@ -78,8 +81,9 @@ def list_command(
     def body() -> None:
         from bot.audit.since import parse_since
         from bot.audit.store import SqlAuditStore
+        from bot.presenters.terminal import stdout_console
 
-        when = parse_since(since) if since else None
+        when = parse_since(since) if since is not None else None  # '' is an error, not "all"
         with _engine() as engine:
             entries = SqlAuditStore(engine).list_entries(
                 since=when, actor=actor, action=action, target=target, limit=limit
@@ -98,7 +102,7 @@ def list_command(
             # Text, not str: a "[/x]" typed by a user is data, not rich markup.
             table.add_row(*(Text(cell) for cell in cells))
         # Piped output keeps whole lines (for grep); a terminal wraps the summary.
-        Console(width=None if sys.stdout.isatty() else 1000).print(table)
+        stdout_console(width=None if sys.stdout.isatty() else 1000).print(table)
 
     _run(body)
 
@@ -126,9 +130,9 @@ def verify_command(
 def export_command(
     fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
     since: Annotated[str | None, typer.Option(help="ISO date/time or an age: 30m, 1h, 2d.")] = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="File, else stdout.")
-    ] = None,
+    # A str, not a Path: errors name the file as typed (Path("redis://:pw@h") would
+    # read "redis:/:pw@h", which the scrubber no longer sees as a URL with a password).
+    output: Annotated[str | None, typer.Option("--output", "-o", help="File, else stdout.")] = None,
 ) -> None:
     """Stream every entry, oldest first, as JSON lines or CSV (constant memory)."""
 
@@ -136,10 +140,11 @@ def export_command(
         from bot.audit.export import FORMATS, write_csv, write_jsonl
         from bot.audit.since import parse_since
         from bot.audit.store import SqlAuditStore
+        from bot.limits import echo
 
         if fmt not in FORMATS:
-            raise UsageError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
-        when = parse_since(since) if since else None
+            raise UsageError(f"--format '{echo(fmt)}': expected one of {', '.join(FORMATS)}")
+        when = parse_since(since) if since is not None else None  # '' is an error, not "all"
         writer = write_jsonl if fmt == "jsonl" else write_csv
         with _engine() as engine, _open(output) as out:
             writer(SqlAuditStore(engine).iter_entries(since=when), out)
@@ -148,12 +153,14 @@ def export_command(
 
 
 @contextmanager
-def _open(path: Path | None) -> Iterator[TextIO]:
+def _open(path: str | None) -> Iterator[TextIO]:
     if path is None:
         yield sys.stdout
         return
+    if not path:
+        raise UsageError("--output '': expected a file name")
     try:
-        handle = path.open("w", encoding="utf-8", newline="")
+        handle = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 (closed below)
     except OSError as err:
         raise UsageError(f"cannot write {path}: {err.strerror}") from None
     try:

@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
 from rich.text import Text
 
 from bot.clikit import EXIT_CRITICAL, EXIT_OK, print_json, record_cli, warn
 from bot.config import Settings, Target, load_targets, pick_target
 from bot.diagnosis.model import Diagnosis, Severity
 from bot.errors import RedisMemError
+from bot.presenters.terminal import stdout_console
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -189,7 +189,7 @@ def demo_command(*, as_json: bool) -> int:
     results: list[dict[str, Any]] = []
     seen = _diagnosis_demos(settings, results, as_json=as_json)
     if not as_json:
-        Console().rule(f"demo store: {ALERT_SCENARIO}")
+        stdout_console().rule(f"demo store: {ALERT_SCENARIO}")
 
     def narrate(line: str) -> None:
         print_line(Text(f"-- {line}", style="dim"))
@@ -223,7 +223,7 @@ def _diagnosis_demos(
         if as_json:
             results.append({"demo_scenario": scenario, **diagnosis_to_dict(diagnosis)})
             return
-        Console().rule(f"demo store: {scenario}")
+        stdout_console().rule(f"demo store: {scenario}")
         print_renderable(render_diagnosis(diagnosis))
 
     run_demo(on_result=show, thresholds=settings.thresholds)

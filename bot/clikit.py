@@ -7,9 +7,10 @@ subclasses, which ``bot.cli.main`` prints as one line with exit code 2.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from rich.console import Console
@@ -34,6 +35,25 @@ def warn(message: str) -> None:
     Console(stderr=True).print(
         f"redis-mem: warning: {message}", markup=False, highlight=False, soft_wrap=True
     )
+
+
+@contextmanager
+def stdout_guard() -> Iterator[None]:
+    """Turn a reader closing stdout early (``| head``) into a one-line error, exit 2.
+
+    Below click on purpose: click (and rich) turn a BrokenPipeError into exit 1, which
+    is "critical, page someone" for redis-mem.
+    """
+    try:
+        yield
+    except BrokenPipeError:
+        # (Redis, database and Slack clients wrap their sockets' errors: this is stdout.)
+        # The interpreter flushes stdout again at exit, which would fail once more.
+        with suppress(OSError, ValueError):  # no file descriptor (in-process tests)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        raise RedisMemError("stdout was closed before the output ended (broken pipe)") from None
 
 
 def _exit_code(diagnosis: Diagnosis) -> int:
@@ -109,11 +129,14 @@ def diagnose_command(
     """``redis-mem diagnose``: exit 1 when critical."""
     from bot.diagnosis.serialize import diagnosis_to_dict
     from bot.presenters.terminal import print_renderable, render_diagnosis
+    from bot.redisinfo.client import check_url
     from bot.wiring import diagnosis_service, targets_for
 
     settings = Settings.load()
     params: dict[str, Any] = {"full": full, "target": target, "redis_url": redis_url}
     try:
+        if redis_url is not None:  # the same one line a connection would give, before any work
+            check_url(redis_url)
         targets = targets_for(settings, redis_url=redis_url, name=target)
         service = diagnosis_service(settings, targets)
         with _scan_progress(full) as progress:

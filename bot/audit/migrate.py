@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from sqlalchemy import Connection, Engine
 from bot.audit.engine import make_engine
 from bot.audit.failures import DB_ERRORS, unavailable
 from bot.errors import ConfigError, UsageError
+from bot.limits import echo
 
 MIGRATIONS_ENV = "REDIS_MEM_MIGRATIONS_DIR"
 
@@ -58,13 +60,45 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, *, revision: str = "head") -> None:
-    """Apply migrations up to ``revision`` over the engine; UsageError for an unknown one."""
+    """Apply migrations up to ``revision`` over the engine; UsageError for an unknown one.
+
+    ``revision``: ``head``, ``+N`` (N steps forward) or a revision id the code ships.
+    """
+    revision = _checked_revision(revision, end="head", step="+")
     _run(engine, lambda config: command.upgrade(config, revision))
 
 
 def downgrade(engine: Engine, *, revision: str) -> None:
-    """Revert migrations down to ``revision`` (``base`` removes every audit table)."""
+    """Revert migrations down to ``revision`` (``base`` removes every audit table).
+
+    ``revision``: ``base``, ``-N`` (N steps back) or a revision id the code ships.
+    """
+    revision = _checked_revision(revision, end="base", step="-")
     _run(engine, lambda config: command.downgrade(config, revision))
+
+
+# Alembic's own grammar (ranges, branch labels, "head+5", partial ids) is wider than any
+# of our uses and fails inside alembic on some values: '' and 'head+5' with an
+# AssertionError, '+<5,000 digits>' with a ValueError. We take three forms only.
+_STEPS = re.compile(r"[1-9][0-9]{0,2}")
+
+
+def _checked_revision(revision: str, *, end: str, step: str) -> str:
+    """``revision`` when it is ``end``, ``<step>N`` or a shipped revision id; else UsageError."""
+    known = sorted(script.revision for script in _scripts().walk_revisions())
+    if revision == end or revision in known:
+        return revision
+    if revision.startswith(step) and _STEPS.fullmatch(revision[1:]):
+        return revision
+    raise UsageError(
+        f"cannot migrate the audit database: unknown revision '{echo(revision)}':"
+        f" expected {end}, {step}N"
+        f" or one of {', '.join(known)}"
+    )
+
+
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
 
 
 def prepare_database(url: str) -> None:

@@ -20,6 +20,7 @@ from bot.health.ports import Delivered
 from bot.health.rules import RuleBook
 from bot.health.serialize import evicted_per_second
 from bot.health.service import TargetCheck
+from bot.presenters.terminal import stdout_console
 from bot.units import format_bytes, format_duration, prometheus_duration
 
 _STATE_STYLE = {"inactive": "green", "pending": "yellow", "firing": "bold red"}
@@ -109,7 +110,7 @@ def event_line(event: AlertEvent) -> Text:
 
 def print_line(line: Text | str, *, console: Console | None = None) -> None:
     """One line on stdout (never wrapped), flushed: ``watch | grep`` sees it at once."""
-    out = console or Console(highlight=False)
+    out = console or stdout_console(highlight=False)
     out.print(line, soft_wrap=True)
     out.file.flush()
 
@@ -119,7 +120,7 @@ class TerminalNotifier:
 
     def __init__(self, console: Console | None = None) -> None:
         """``console``: where the lines go (default: stdout)."""
-        self._console = console or Console(highlight=False)
+        self._console = console or stdout_console(highlight=False)
 
     def deliver(self, event: AlertEvent, alert: Alert | None) -> Delivered:
         """Print the event's line; nothing is posted, so there is no message to keep."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+from typing import Any
+
 from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
@@ -93,9 +96,32 @@ def _findings_table(d: Diagnosis) -> Table:
     return table
 
 
+class StdoutConsole(Console):
+    """A Console on stdout whose reader may stop reading (``redis-mem audit list | head``).
+
+    rich's own answer to a broken pipe is ``SystemExit(1)``, which is "critical, page
+    someone" for redis-mem: this one raises the BrokenPipeError for the CLI to report
+    (``bot.clikit.stdout_guard``).
+    """
+
+    def on_broken_pipe(self) -> None:
+        """Print nothing more; let the caller decide the exit code."""
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, "the reader of stdout closed it")
+
+
+def stdout_console(**options: Any) -> Console:
+    """The Console every command prints its output with (``options``: rich's)."""
+    return StdoutConsole(**options)
+
+
 def print_renderable(renderable: RenderableType, *, console: Console | None = None) -> None:
     """Print to stdout (wide enough for the tables even when piped)."""
-    (console or Console(width=120 if not Console().is_terminal else None)).print(renderable)
+    if console is None:
+        console = stdout_console()
+        if not console.is_terminal:
+            console.width = 120
+    console.print(renderable)
 
 
 def render_capacity(plan: CapacityPlan) -> RenderableType:

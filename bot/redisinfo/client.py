@@ -1,7 +1,11 @@
 """Connect to a Redis by URL and turn every connection-level failure into one line.
 
-The messages name the server by its redacted URL (``bot.config.redact_url``) and
-never contain a password, whatever redis-py put in its own exception text.
+A URL is checked before redis-py reads it (``check_url``): redis-py quotes a piece of
+a password cut by an unencoded ``#`` as the "port", sends a 10,000-character host to
+the IDNA codec (UnicodeError), lets the query string override our timeouts, and turns
+an unknown option into a TypeError on first connect. Every message goes through
+``bot.audit.scrub.scrub_text`` (the URL that names the server, and whatever redis-py
+says): no password, whole or in pieces.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import unquote
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -25,8 +29,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from bot.config import redact_url, url_password
+from bot.audit.scrub import scrub_text
 from bot.errors import ConfigError, RedisUnavailable
+from bot.limits import echo, elided
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -51,6 +56,7 @@ def connect(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> redis.Redis:
 
 def client_for(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> redis.Redis:
     """A client of the Redis at ``url`` (no connection yet), set up as ``connect`` says."""
+    check_url(url)
     try:
         return redis.Redis.from_url(
             url,
@@ -63,9 +69,9 @@ def client_for(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> redis.Redis:
             decode_responses=True,
             encoding_errors="surrogateescape",
         )
-    except (ValueError, TypeError) as err:
-        message = _scrub(str(err), url)
-        raise ConfigError(f"invalid Redis URL {redact_url(url)}: {message}") from None
+    except (ValueError, TypeError) as err:  # check_url let through what redis-py refuses
+        message = scrub_text(" ".join(str(err).split()))
+        raise ConfigError(f"invalid Redis URL {shown_url(url)}: {message}") from None
 
 
 def key_bytes(key: str) -> bytes:
@@ -88,8 +94,8 @@ def redis_errors(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> Iterator[None
 
 def describe_error(err: RedisError, *, url: str, timeout: float = DEFAULT_TIMEOUT) -> str:
     """A one-line, password-free sentence saying why Redis at ``url`` cannot be used."""
-    where = redact_url(url)
-    text = _scrub(str(err), url)
+    where = shown_url(url)
+    text = scrub_text(" ".join(str(err).split()))
     if isinstance(err, AuthenticationError):
         return _auth_message(where, text)
     if isinstance(err, BusyLoadingError):
@@ -142,21 +148,124 @@ def _causes(err: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
-def _scrub(text: str, url: str) -> str:
-    """Remove the URL's password from ``text``: redis-py never shows it whole, but be sure.
+# --- URL checks ---------------------------------------------------------------------------
 
-    An unencoded ``#``, ``?`` or ``/`` cuts the password where urlsplit reads it, and
-    redis-py then quotes the piece before it ("Port could not be cast to integer value
-    as 'TopSecret'"): every piece is removed too (from 3 characters: shorter ones would
-    mangle the message and give nothing away).
-    """
-    password = url_password(url)
-    if password:
-        forms = {password, unquote(password)}
-        forms |= {piece for form in set(forms) for piece in _PASSWORD_CUTS.split(form)}
-        for form in sorted((f for f in forms if len(f) >= 3), key=len, reverse=True):
-            text = text.replace(form, "***")
-    return redact_url(" ".join(text.split()))
+MAX_URL_CHARS = 2_048  # a real URL with TLS file paths is a few hundred characters
+_SHOWN_URL_CHARS = 256  # longer ones are named by their length in messages
+_SCHEMES = ("redis://", "rediss://", "unix://")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_MAX_HOST_BYTES = 253  # a DNS name
+_MAX_DB_DIGITS = 10  # a database index is a C int in Redis
+# The query options a URL may set. redis-py lets the URL override any client argument,
+# the timeouts that make a dead server fail fast included, and hands an unknown name to
+# the connection's constructor, which raises TypeError at the first command.
+_OPTIONS = frozenset({"db", "username", "password", "client_name"})
+_TLS_OPTIONS = frozenset(
+    {"ssl_cert_reqs", "ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfile",
+     "ssl_password", "ssl_check_hostname"}
+)  # fmt: skip
+# Options redis-py reads from a URL that redis-mem sets itself (timeouts, retries, protocol).
+_KNOWN_OPTIONS = frozenset(redis.connection.URL_QUERY_ARGUMENT_PARSERS) | _TLS_OPTIONS
+_CERT_REQS = ("none", "optional", "required")  # redis-py compares them case-sensitively
+_PORT_RANGE = "the port must be a number from 1 to 65535"
 
 
-_PASSWORD_CUTS = re.compile(r"[#?/]")
+def check_url(url: str) -> None:
+    """ConfigError (one line, no password) unless redis-py will read ``url`` as written."""
+    problem = url_problem(url)
+    if problem is not None:
+        raise ConfigError(f"invalid Redis URL {shown_url(url)}: {problem}")
+
+
+def url_problem(url: str) -> str | None:
+    """What is wrong with a Redis URL, in words that repeat none of it; None when nothing."""
+    if len(url) > MAX_URL_CHARS:
+        return f"{len(url):,} characters (at most {MAX_URL_CHARS:,})"
+    if _CONTROL.search(url) or not _is_utf8(url):
+        return "it holds a control character or invalid UTF-8"
+    if not url.startswith(_SCHEMES):
+        return "expected a URL starting with redis://, rediss:// or unix://"
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # unbalanced brackets, or an [IPv6] host that is not one
+        return (
+            "the host in brackets is not an IPv6 address (a password holding '[' or ']'"
+            " must be percent-encoded: %5B, %5D)"
+        )
+    if "@" in url[len(parts.scheme) + 3 + len(parts.netloc) :]:
+        # urlsplit cut the userinfo at an unencoded '#', '?' or '/' in the password
+        return (
+            "an '@' after the host (a password holding '#', '?' or '/' must be"
+            " percent-encoded: %23, %3F, %2F)"
+        )
+    if parts.fragment or "#" in url:
+        return "a '#' has no meaning in a Redis URL (percent-encode it as %23)"
+    if parts.scheme == "unix":
+        if parts.netloc.rpartition("@")[2]:  # redis-py would ignore it, and dial the path
+            return "a unix:// URL names a socket file, not a host: unix:///run/redis.sock"
+        if not unquote(parts.path).strip("/"):
+            return "expected a socket path: unix:///run/redis.sock"
+        return _query_problem(parts.query, tls=False)
+    return _host_problem(parts) or _query_problem(parts.query, tls=parts.scheme == "rediss")
+
+
+def shown_url(url: str) -> str:
+    """``url`` as a message may show it: scrubbed, or only its length when long or odd."""
+    if len(url) > _SHOWN_URL_CHARS or _CONTROL.search(url) or not _is_utf8(url):
+        return elided(len(url))
+    return scrub_text(url)  # not only redact_url: "password=x" is no URL but still a secret
+
+
+def _host_problem(parts: SplitResult) -> str | None:
+    try:
+        port = parts.port
+    except ValueError:  # not digits (urlsplit reads only ASCII ones), or over 65535
+        return _PORT_RANGE
+    if port == 0:  # redis-py would silently connect to 6379 instead
+        return _PORT_RANGE
+    host = unquote(parts.hostname or "")  # as redis-py reads it
+    if host and ":" not in host and not _is_host_name(host):  # ':': urlsplit checked [IPv6]
+        return "the host is not a host name (dot-separated labels of 1 to 63 characters)"
+    database = unquote(parts.path).strip("/")
+    if database and not _is_database(database):
+        return "the path must be a database number, as in redis://host:6379/0"
+    return None
+
+
+def _query_problem(query: str, *, tls: bool) -> str | None:
+    allowed = _OPTIONS | _TLS_OPTIONS if tls else _OPTIONS
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name in _TLS_OPTIONS and not tls:
+            return f"option {name} needs a rediss:// URL"
+        if name not in allowed and name in _KNOWN_OPTIONS:
+            return f"option {name} is set by redis-mem, not by the URL"
+        if name not in allowed:
+            return f"unknown option '{echo(name)}' (it takes {', '.join(sorted(allowed))})"
+        if name == "db" and not _is_database(value):
+            return "db must be a database number"
+        if name == "ssl_cert_reqs" and value not in _CERT_REQS:
+            return f"ssl_cert_reqs must be one of {', '.join(_CERT_REQS)}"
+    return None
+
+
+def _is_host_name(host: str) -> bool:
+    """What the socket module can look up: printable, IDNA-encodable, a DNS name's length."""
+    if not host.isprintable() or any(char.isspace() for char in host):
+        return False
+    try:
+        return len(host.encode("idna")) <= _MAX_HOST_BYTES
+    except UnicodeError:  # an empty label, one over 63 characters, a lone surrogate
+        return False
+
+
+def _is_database(text: str) -> bool:
+    return text.isascii() and text.isdecimal() and len(text) <= _MAX_DB_DIGITS
+
+
+def _is_utf8(text: str) -> bool:
+    """False for lone surrogates (bytes that were not UTF-8 in argv or a file name)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
