@@ -275,7 +275,11 @@ def secrets_in_audit(bot: Bot) -> list[str]:
     found = []
     for entry in SqlAuditStore(engine).iter_entries():
         text = repr(entry)
-        found += [f"audit row {entry.seq} ({s[:6]}…)" for s in (MARKER, *CONFIGURED) if s in text]
+        found += [
+            f"audit row {entry.seq} ({entry.action}: …{text[max(0, at - 60) : at + 20]}…)"
+            for s in (MARKER, *CONFIGURED)
+            if (at := text.find(s)) >= 0
+        ]
     engine.dispose()
     return found
 

@@ -9,6 +9,7 @@ the modal).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 
     from bot.approvals.service import RemediationService
 
+# Parameter names as the catalogue declares them (``maxmemory``, ``session_ttl_seconds``).
+_PARAM_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}", re.ASCII)
 FIX_USAGE = "fix <action-id> [target] [key=value ...]"
 NOT_CONFIGURED = "fixes are not configured in this process (no approvals database)"
 
@@ -60,7 +63,10 @@ def parse_fix(args: tuple[str, ...]) -> FixArgs:
             target = word
             continue
         name = key.strip().lower().replace("-", "_")
-        if not name or not value.strip():
+        if not _PARAM_NAME.fullmatch(name) or not value.strip():
+            # A parameter name is an identifier: anything else is no key=value but a word
+            # that holds "=", such as a URL whose password does. Splitting it would audit
+            # its two halves apart, and neither half would look like the secret it holds.
             raise UsageError(f"fix: expected key=value (got {echo(word)!r})")
         if name in raw:
             raise UsageError(f"fix: {name}= given twice")
