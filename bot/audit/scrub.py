@@ -30,11 +30,6 @@ REDACTED = "***"
 # real URL fits; a longer one is no URL anyone typed on purpose.
 MAX_URL_CHARS = 1_024
 
-# Substrings of a key name that mark its value as a secret.
-_SECRET_KEY = re.compile(
-    r"pass(word|wd)?|token|secret|authorization|auth_?header|api_?key|credential|cookie|private_?key",
-    re.IGNORECASE,
-)
 # A secret's name as typed in free text: a word *ending* in one of these, followed by
 # "=" or ":", holds a secret (REDIS_PASSWORD=, auth_token:, x-api-key:). Anchoring on the
 # name's end, not a [\w]* run before it, is what keeps the search linear.
@@ -42,6 +37,9 @@ _SECRET_NAME = (
     r"(?:pass(?:word|wd|phrase)?|pwd|token|secret|auth(?:orization)?|credentials?|cookie"
     r"|apikey|(?:api|access|private|secret|signing)[_-]?key)"
 )
+# A parameter key holding a secret's name anywhere masks its value (one declaration of
+# what a secret's name is, for keys and for typed words alike).
+_SECRET_KEY = re.compile(_SECRET_NAME, re.IGNORECASE)
 _INLINE_SECRET = re.compile(_SECRET_NAME + r"[=:]", re.IGNORECASE)
 _NAME_AT_END = re.compile(_SECRET_NAME + r"$", re.IGNORECASE)
 _LONGEST_NAME = 16  # "authorization", "private_key"... : a flag's name is read from its tail
