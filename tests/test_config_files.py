@@ -81,24 +81,26 @@ def one_line(err: ConfigError, expected: str, *, what: str, path: Path) -> None:
     assert "\n" not in message and str(path) in message
 
 
+def _load_targets(path: Path) -> object:
+    return load_targets(Settings(REDIS_MEM_TARGETS_FILE=path))
+
+
+LOADERS = {"targets file": _load_targets, "rules file": load_rules}
+CASES = [("targets file", case) for case in BAD_FILES] + [
+    ("rules file", case) for case in ("dev-zero", "fifo", "too-large", "deeply-nested")
+]
+
+
 @pytest.mark.timeout(20)  # a FIFO that blocks fails here instead of hanging the suite
-@pytest.mark.parametrize("case", list(BAD_FILES))
-def test_a_bad_targets_file_is_one_line_from_the_loader(tmp_path: Path, case: str) -> None:
+@pytest.mark.parametrize(("what", "case"), CASES)
+def test_a_bad_config_file_is_one_line_from_its_loader(
+    tmp_path: Path, what: str, case: str
+) -> None:
     make, expected = BAD_FILES[case]
     path = make(tmp_path)
     with pytest.raises(ConfigError) as caught:
-        load_targets(Settings(REDIS_MEM_TARGETS_FILE=path))
-    one_line(caught.value, expected, what="targets file", path=path)
-
-
-@pytest.mark.timeout(20)
-@pytest.mark.parametrize("case", ["dev-zero", "fifo", "too-large", "deeply-nested"])
-def test_a_bad_rules_file_is_one_line_from_the_loader(tmp_path: Path, case: str) -> None:
-    make, expected = BAD_FILES[case]
-    path = make(tmp_path)
-    with pytest.raises(ConfigError) as caught:
-        load_rules(path)
-    one_line(caught.value, expected, what="rules file", path=path)
+        LOADERS[what](path)
+    one_line(caught.value, expected, what=what, path=path)
 
 
 @pytest.mark.timeout(60)
