@@ -11,6 +11,7 @@ from bot.config import Settings
 from bot.errors import ConfigError, UsageError
 from bot.health.engine import evaluate, step
 from bot.health.model import RuleState, RuleStatus, Severity
+from bot.health.promql import predict_linear, rate
 from bot.health.rules import RULE_IDS, Reading, RuleBook
 from bot.health.rulesfile import load_rules
 from bot.units import parse_duration, prometheus_duration
@@ -233,3 +234,12 @@ def test_keep_firing_for_counts_from_the_first_false_evaluation() -> None:
     gone, transition = step(kept, false, target="prod", rule="memory-warning", config=config,
                             now=at(3))  # fmt: skip
     assert gone is None and transition == "resolved"
+
+
+def test_samples_at_one_instant_have_no_rate_and_no_trend() -> None:
+    # A bot restarted within the same millisecond as its last check stores two samples
+    # at one instant: Prometheus never has that; there is no rate or line yet, no crash.
+    points = [(1_000, 5.0), (1_000, 7.0)]
+    assert rate(points, 1_000, 300_000) is None
+    assert predict_linear(points, 1_000, 3_600_000, 6 * 3600) is None
+    assert rate([(0, 5.0), (1_000, 7.0)], 1_000, 300_000) is not None

@@ -59,6 +59,10 @@ def rate(points: Sequence[Point], at_ms: int, range_ms: int) -> float | None:
     duration_to_start = (first_t - range_start) / 1000
     duration_to_end = (range_end - last_t) / 1000
     sampled_interval = (last_t - first_t) / 1000
+    if sampled_interval <= 0:
+        # Samples at one instant (a restarted bot checked within the same millisecond):
+        # Prometheus never stores two, so there is no rate to read from them yet.
+        return None
     average_between = sampled_interval / (len(samples) - 1)
     if result > 0 and first_v >= 0:
         # A counter cannot go below zero: do not extrapolate past the point it was zero.
@@ -113,7 +117,7 @@ def predict_linear(
 ) -> tuple[float, float] | None:
     """(``predict_linear(x[range], horizon)``, ``deriv(x[range])``) at ``at_ms``; None: < 2."""
     samples = window(points, at_ms, range_ms)
-    if len(samples) < 2:
+    if len(samples) < 2 or samples[0][0] == samples[-1][0]:  # one instant: no line (see rate)
         return None
     slope, intercept = linear_regression(samples, at_ms)
     return slope * horizon_s + intercept, slope
