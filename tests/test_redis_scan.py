@@ -7,7 +7,8 @@ import redis
 
 from bot.errors import RedisUnavailable
 from bot.redisinfo.client import connect, key_bytes
-from bot.redisinfo.fullscan import TokenBucket, batch_size, scan_sessions
+from bot.redisinfo.fullscan import scan_batches
+from bot.redisinfo.pacing import TokenBucket, batch_size
 from bot.redisinfo.probe import LiveRedisProbe
 from bot.redisinfo.sampling import GlobMatcher, key_stat
 from bot.redisinfo.snapshot import KeySample, KeyStat, Snapshot
@@ -23,10 +24,10 @@ def snap(
     full: bool = False,
     sample_size: int = 1000,
     pattern: str = "session:*",
-    scan_rate: int | None = None,
+    scan_budget: float = 1.0,
     progress: list[tuple[int, int]] | None = None,
 ) -> Snapshot:
-    probe = LiveRedisProbe(name="t", url=url, scan_rate=scan_rate)
+    probe = LiveRedisProbe(name="t", url=url, scan_budget=scan_budget)
     return probe.snapshot(
         pattern=pattern,
         sample_size=sample_size,
@@ -209,6 +210,30 @@ def test_binary_key_names_survive_the_round_trip(redis_server: RedisServer) -> N
 # --- full mode -------------------------------------------------------------------------
 
 
+TRICKY_KEYS = [
+    b"session:\xff\xfe", b'session:"quoted"', b"session:back\\slash/", b"session:\x00\x01\n\x7f",
+    "session:ä€😀".encode(), b"session:\xe2\x82", b"session:[1]{}", b"session:12345",
+]  # fmt: skip
+
+
+def test_full_scan_returns_binary_and_escaped_key_names_byte_for_byte(
+    redis_server: RedisServer,
+) -> None:
+    raw = redis.Redis.from_url(redis_server.url)
+    for i, key in enumerate(TRICKY_KEYS):
+        raw.set(key, b"v" * (10 + i), ex=1000 + i)
+    raw.close()
+
+    sample = snap(redis_server.url, full=True).sample
+
+    assert sample.method == "scan+lua"
+    by_bytes = {key_bytes(stat.key): stat for stat in sample.keys}
+    assert sorted(by_bytes) == sorted(TRICKY_KEYS)
+    for i, key in enumerate(TRICKY_KEYS):
+        assert 990 + i <= by_bytes[key].ttl <= 1000 + i
+        assert by_bytes[key].bytes > 0 and by_bytes[key].idle_seconds is not None
+
+
 def test_full_scan_counts_exactly(redis_server: RedisServer) -> None:
     load(redis_server.url, sessions=5000, others=3000, without_ttl=123)
     progress: list[tuple[int, int]] = []
@@ -225,7 +250,7 @@ def test_full_scan_counts_exactly(redis_server: RedisServer) -> None:
     assert [done for done, _ in progress] == sorted(done for done, _ in progress)
 
 
-def test_rate_limit_paces_the_scan(redis_server: RedisServer) -> None:
+def test_the_key_actions_scan_is_held_to_its_key_rate(redis_server: RedisServer) -> None:
     load(redis_server.url, sessions=2000, others=1000)
     now = [0.0]
     slept: list[float] = []
@@ -236,18 +261,20 @@ def test_rate_limit_paces_the_scan(redis_server: RedisServer) -> None:
 
     client = connect(redis_server.url)
     try:
-        sample = scan_sessions(
-            client, pattern="session:*", dbsize=3000, lfu=False, rate=1000,
-            clock=lambda: now[0], sleep=sleep,
+        batches = list(
+            scan_batches(
+                client, pattern="session:*", lfu=False, rate=1000,
+                clock=lambda: now[0], sleep=sleep,
+            )
         )  # fmt: skip
     finally:
         client.close()
 
-    assert sample.matched == 2000
-    batches = len(slept) + 1  # the first batch uses the initial burst
+    assert len({stat.key for batch in batches for stat in batch}) == 2000
     assert batch_size(1000) == 100
-    assert batches >= 3000 // 100
-    assert sum(slept) == pytest.approx((batches - 1) * 100 / 1000)
+    assert max(len(batch) for batch in batches) <= 150  # COUNT <= 100 (SCAN may exceed it)
+    assert len(batches) >= 3000 // 100
+    assert sum(slept) >= 0.8 * (3000 - 100) / 1000  # ~3,000 keys looked at, 100 of burst
 
 
 def test_token_bucket_holds_the_rate() -> None:
@@ -355,7 +382,7 @@ def test_script_flushed_mid_scan_is_loaded_again(redis_server: RedisServer) -> N
     def flush(done: int, total: int) -> None:
         admin.script_flush()  # lands while the next batch's EVALSHA is on its way
 
-    sample = LiveRedisProbe(name="t", url=redis_server.url, scan_rate=None).snapshot(
+    sample = LiveRedisProbe(name="t", url=redis_server.url, scan_budget=1.0).snapshot(
         pattern="session:*", sample_size=10, full=True, progress=flush
     )
     admin.close()

@@ -1,22 +1,33 @@
-"""Full mode: every session key via SCAN MATCH, measured inside Redis, rate-limited.
+"""Full mode: every session key via SCAN MATCH, measured inside Redis, paced by Redis.
 
 Per SCAN batch one short Lua script does the SCAN and reads TTL, MEMORY USAGE and
 OBJECT IDLETIME/FREQ of each matching key, returning a flat array: about three
 times faster than pipelining the same commands from Python (see
-docs/decisions/sampling.md). Where scripting is disabled (renamed EVAL/EVALSHA, ACL
-without @scripting) it falls back to SCAN + a pipeline per batch.
+docs/decisions/sampling.md). The script also returns the Redis time it took, which
+the pacer (``bot.redisinfo.pacing``) charges against the scan's budget and sizes the
+next batch by. Where scripting is disabled (renamed EVAL/EVALSHA, ACL without
+@scripting) it falls back to SCAN + a pipeline per batch.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
 import redis
-from redis.exceptions import NoPermissionError, NoScriptError, OutOfMemoryError, ResponseError
+from redis.exceptions import (
+    BusyLoadingError,
+    NoPermissionError,
+    NoScriptError,
+    OutOfMemoryError,
+    ResponseError,
+)
 
 from bot.redisinfo.ops_scripts import Script
+from bot.redisinfo.pacing import DEFAULT_BUDGET, Pacer, RatePacer, ScanPacer
+from bot.redisinfo.pacing import TokenBucket as TokenBucket  # the key actions import it here
 from bot.redisinfo.sampling import measure_keys
 from bot.redisinfo.snapshot import KeySample, KeyStat, ProgressFn
 
@@ -24,12 +35,21 @@ from bot.redisinfo.snapshot import KeySample, KeyStat, ProgressFn
 # TTL, MEMORY USAGE and OBJECT do not touch keys, so idle times are not reset.
 # Plain (no shebang) on purpose: it runs on Redis 5-7 and, being read-only, is not
 # refused when Redis is at maxmemory -- the very moment the bot is needed.
+# Reply: {cursor, microseconds the script ran, JSON [key, ttl, bytes, idle, ...]}.
+# TIME is read live inside a script (it is not frozen like the keys' clock) and, with
+# no write after it, allowed on every version. The keys come as one JSON string (the
+# cjson library every Redis since 2.6 bundles) because redis-py parses RESP in Python
+# at ~1 us an element, four elements a key: json.loads in C is several times faster,
+# for ~10% more Redis time (measured in bench/keyspace.py). cjson escapes quotes,
+# backslashes and control bytes and passes other bytes through, so a binary key name
+# read back with surrogateescape is the same bytes.
 BATCH_SCRIPT = Script("""
+local t0 = redis.call('TIME')
 local scan = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3])
 local sub = 'IDLETIME'
 if ARGV[4] == '1' then sub = 'FREQ' end
-local out = {scan[1]}
-local n = 1
+local out = {}
+local n = 0
 for _, key in ipairs(scan[2]) do
   local ttl = redis.call('TTL', key)
   if ttl ~= -2 then
@@ -42,60 +62,21 @@ for _, key in ipairs(scan[2]) do
     n = n + 4
   end
 end
-return out
+local json = '[]'
+if n > 0 then json = cjson.encode(out) end
+local t1 = redis.call('TIME')
+return {scan[1], (t1[1] - t0[1]) * 1000000 + (t1[2] - t0[2]), json}
 """)
-# A script blocks Redis while it runs: 250 keys take about 1.5 ms here (1,000 took
-# about 6 ms) for the same throughput, since one call is always in flight.
-MAX_BATCH = 250
-MIN_BATCH = 10
+# What the script's own TIME misses: the call's dispatch and the reply's encoding
+# (INFO commandstats measured 4-6% above the script's figure here).
+SCRIPT_OVERHEAD = 1.1
+# The fallback's batch: a pipeline is not atomic (Redis serves other clients between
+# its reads of 16 KB), so its size does not hold anyone up; its round trip is charged.
+FALLBACK_BATCH = 250
 
 
 class ScriptingUnavailable(Exception):
     """EVAL/EVALSHA are renamed away, denied by an ACL, or refused: use the fallback."""
-
-
-class TokenBucket:
-    """At most ``rate`` tokens a second with bursts of ``burst``; no rate means no limit.
-
-    ``acquire`` may overdraw (a batch larger than the burst) and then sleeps off the
-    debt, so the long-run rate holds whatever the batch size.
-    """
-
-    def __init__(
-        self,
-        rate: float | None,
-        *,
-        burst: float,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._rate = rate or 0.0
-        self._burst = burst
-        self._tokens = burst
-        self._clock = clock
-        self._sleep = sleep
-        self._last = clock()
-
-    def acquire(self, tokens: float) -> float:
-        """Take ``tokens``, sleeping if needed; returns the seconds slept."""
-        if self._rate <= 0:
-            return 0.0
-        now = self._clock()
-        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
-        self._last = now
-        self._tokens -= tokens
-        if self._tokens >= 0:
-            return 0.0
-        wait = -self._tokens / self._rate
-        self._sleep(wait)
-        return wait
-
-
-def batch_size(rate: int | None) -> int:
-    """Keys per SCAN batch: MAX_BATCH, smaller under a low rate so pauses stay ~0.1 s."""
-    if not rate:
-        return MAX_BATCH
-    return max(MIN_BATCH, min(MAX_BATCH, rate // 10))
 
 
 def scan_sessions(
@@ -104,28 +85,29 @@ def scan_sessions(
     pattern: str,
     dbsize: int,
     lfu: bool,
-    rate: int | None,
+    budget: float = DEFAULT_BUDGET,
     progress: ProgressFn | None = None,
     use_scripting: bool = True,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    pacer: Pacer | None = None,
 ) -> KeySample:
-    """Measure every key matching ``pattern``; at most ``rate`` keys scanned a second.
+    """Measure every key matching ``pattern``, using at most ``budget`` of Redis's time.
 
     ``progress(scanned, total)`` is called after each batch; ``scanned`` counts the
     keys SCAN looked at (about COUNT per call) and is at most ``total`` (the DBSIZE
     read before the scan, which may be 0). ``use_scripting=False`` forces the
-    pipeline fallback (benchmarks); ``clock``/``sleep`` pace the rate limit.
+    pipeline fallback (benchmarks); ``clock``/``sleep`` pace it, unless a ``pacer``
+    is given (tests, benchmarks: it keeps its PaceStats).
     """
-    count = batch_size(rate)
-    scan = _Scan(client, pattern=pattern, count=count, lfu=lfu)
-    bucket = TokenBucket(rate, burst=count, clock=clock, sleep=sleep)
-    batches = scan.lua_batches(bucket) if use_scripting else scan.pipeline_batches(bucket)
+    pacer = pacer or ScanPacer(budget, clock=clock, sleep=sleep)
+    scan = _Scan(client, pattern=pattern, lfu=lfu, pacer=pacer, clock=clock)
+    batches = scan.lua_batches() if use_scripting else scan.pipeline_batches()
     found: dict[str, KeyStat] = {}
-    for done, stats in enumerate(batches, start=1):
+    for stats in batches:
         found.update((stat.key, stat) for stat in stats)  # SCAN may repeat a key
-        if progress is not None and done * count < dbsize:
-            progress(done * count, dbsize)
+        if progress is not None and scan.scanned < dbsize:
+            progress(scan.scanned, dbsize)
     if progress is not None:  # SCAN has now looked at every key
         progress(dbsize, dbsize)
     keys = tuple(found.values())
@@ -145,45 +127,57 @@ def scan_batches(
     """The measured keys matching ``pattern``, one SCAN batch at a time (streaming).
 
     The same Lua-per-batch scan as ``scan_sessions`` (pipeline fallback included),
-    for callers that keep only some keys and must not hold the whole keyspace.
-    A key may appear twice (SCAN may repeat one).
+    for the key actions, which keep only some keys and are held to ``rate`` keys a
+    second (None: no limit). A key may appear twice (SCAN may repeat one).
     """
-    count = batch_size(rate)
-    bucket = TokenBucket(rate, burst=count, clock=clock, sleep=sleep)
-    return _Scan(client, pattern=pattern, count=count, lfu=lfu).lua_batches(bucket)
+    pacer = RatePacer(rate, clock=clock, sleep=sleep)
+    return _Scan(client, pattern=pattern, lfu=lfu, pacer=pacer, clock=clock).lua_batches()
 
 
 class _Scan:
     """The SCAN batches of one full scan, measured by Lua or by pipelines."""
 
-    def __init__(self, client: redis.Redis, *, pattern: str, count: int, lfu: bool) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        pattern: str,
+        lfu: bool,
+        pacer: Pacer,
+        clock: Callable[[], float],
+    ) -> None:
         self.client = client
-        self.args = (pattern, count, "1" if lfu else "0")
+        self.clock = clock  # times the fallback's round trips
+        self.pattern = pattern
         self.lfu = lfu
+        self.pacer = pacer
+        self.scanned = 0  # keys SCAN was asked to look at so far (the COUNTs sent)
         self.method = "scan+pipeline"  # becomes scan+lua while the script does the work
 
-    def lua_batches(self, bucket: TokenBucket) -> Iterator[list[KeyStat]]:
+    def lua_batches(self) -> Iterator[list[KeyStat]]:
         """Batches measured by the script, one call kept in flight; else the fallback.
 
         Redis runs the script for batch n+1 while Python unpacks batch n: the reply's
-        first element (the cursor) is all the next call needs. The first call goes
-        through the client so a missing script is loaded and a refusal recognised.
+        first element (the cursor) is all the next call needs. The pacer's pause and
+        PING come between reading one reply and sending the next call, when nothing
+        of ours is queued in Redis. The first call goes through the client so a
+        missing script is loaded and a refusal recognised.
         """
-        bucket.acquire(self.args[1])
+        self.pacer.wait(ping=self.client.ping)
         try:
-            reply = self._run_script(0)
+            count, reply = self._call(0)
         except ScriptingUnavailable:
-            yield from self.pipeline_batches(bucket)
+            yield from self.pipeline_batches()
             return
         self.method = "scan+lua"
         conn: Any = self.client.connection_pool.get_connection()  # redis-py: untyped
         in_flight = False
         try:
             while True:
-                cursor = int(reply[0])
+                cursor = self._account(count, reply)
                 if cursor != 0:
-                    bucket.acquire(self.args[1])
-                    conn.send_command("EVALSHA", BATCH_SCRIPT.sha, 0, cursor, *self.args)
+                    self.pacer.wait(ping=lambda: _ping(conn))
+                    count = self._send(conn, cursor)
                     in_flight = True
                 yield unpack_reply(reply, lfu=self.lfu)
                 if cursor == 0:
@@ -191,44 +185,91 @@ class _Scan:
                 try:
                     reply = conn.read_response()
                     in_flight = False
-                except NoScriptError:  # SCRIPT FLUSH meanwhile: load it again
-                    in_flight = False
-                    reply = self._run_script(cursor)
-                except ResponseError as err:
-                    in_flight = False  # an error reply: the connection is in step
-                    if not scripting_refused(err):
-                        raise
-                    self.method = "scan+pipeline"  # refused mid-scan (e.g. at maxmemory)
-                    yield from self.pipeline_batches(bucket, cursor=cursor)
-                    return
+                except (BusyLoadingError, ResponseError) as err:
+                    in_flight = False  # an error reply: in step (or, LOADING, reconnected)
+                    try:
+                        reply = self._recover(err, cursor, count)
+                    except ScriptingUnavailable:  # refused mid-scan (e.g. at maxmemory)
+                        self.method = "scan+pipeline"
+                        yield from self.pipeline_batches(cursor=cursor)
+                        return
         finally:
             if in_flight:  # abandoned with a reply pending: the connection is out of step
                 conn.disconnect()
             self.client.connection_pool.release(conn)
 
-    def _run_script(self, cursor: int) -> list[Any]:
-        return eval_script(self.client.execute_command, BATCH_SCRIPT, (), cursor, *self.args)
+    def _account(self, count: int, reply: list[Any]) -> int:
+        """Charge one script reply to the pacer; returns the next cursor."""
+        self.scanned += count
+        self.pacer.record(count, int(reply[1]) * SCRIPT_OVERHEAD / 1e6)
+        return int(reply[0])
 
-    def pipeline_batches(self, bucket: TokenBucket, *, cursor: int = 0) -> Iterator[list[KeyStat]]:
-        """Batches measured by SCAN + a pipeline of per-key commands (the fallback)."""
-        pattern, count, _ = self.args
+    def _send(self, conn: Any, cursor: int) -> int:
+        count = self.pacer.count
+        conn.send_command(
+            "EVALSHA", BATCH_SCRIPT.sha, 0, cursor, self.pattern, count, "1" if self.lfu else "0"
+        )
+        return count
+
+    def _recover(self, err: BusyLoadingError | ResponseError, cursor: int, count: int) -> list[Any]:
+        """The batch at ``cursor`` again after an error reply, or the error raised.
+
+        A flushed script is loaded again; LOADING/BUSY are waited out (the pacer
+        says how long); a refusal of scripting raises ScriptingUnavailable.
+        """
+        if isinstance(err, ResponseError) and scripting_refused(err):
+            raise ScriptingUnavailable(str(err)) from err
+        if not isinstance(err, NoScriptError) and not self.pacer.retry(err):
+            raise err
+        return self._call(cursor, count)[1]
+
+    def _call(self, cursor: int, count: int | None = None) -> tuple[int, list[Any]]:
+        """One batch through the client (EVALSHA, else EVAL), LOADING/BUSY waited out."""
+        count = self.pacer.count if count is None else count
+        args = (cursor, self.pattern, count, "1" if self.lfu else "0")
         while True:
-            bucket.acquire(count)
-            next_cursor, keys = self.client.scan(cursor=cursor, match=pattern, count=count)
-            yield measure_keys(self.client, cast(list[str], keys), lfu=self.lfu)
+            try:
+                return count, eval_script(self.client.execute_command, BATCH_SCRIPT, (), *args)
+            except (BusyLoadingError, ResponseError) as err:
+                if not self.pacer.retry(err):
+                    raise
+
+    def pipeline_batches(self, *, cursor: int = 0) -> Iterator[list[KeyStat]]:
+        """Batches measured by SCAN + a pipeline of per-key commands (the fallback)."""
+        while True:
+            self.pacer.wait(ping=self.client.ping)
+            started = self.clock()
+            try:
+                next_cursor, keys = self.client.scan(
+                    cursor=cursor, match=self.pattern, count=FALLBACK_BATCH
+                )
+                stats = measure_keys(self.client, cast(list[str], keys), lfu=self.lfu)
+            except (BusyLoadingError, ResponseError) as err:
+                if not self.pacer.retry(err):
+                    raise
+                continue
+            self.pacer.charge(self.clock() - started)  # the round trip: at least Redis's time
+            self.scanned += FALLBACK_BATCH
+            yield stats
             cursor = int(next_cursor)
             if cursor == 0:
                 return
 
 
+def _ping(conn: Any) -> None:
+    """PING on a held connection with nothing else in flight (a latency probe)."""
+    conn.send_command("PING")
+    conn.read_response()
+
+
 def unpack_reply(reply: list[Any], *, lfu: bool) -> list[KeyStat]:
-    """The script's flat reply ``[cursor, key, ttl, bytes, idle, ...]`` as KeyStats.
+    """The script's reply ``[cursor, usec, '[key, ttl, bytes, idle, ...]']`` as KeyStats.
 
     A hot loop (a million keys): no helpers per key. The script ran atomically and
-    already dropped keys that vanished; an unavailable idle/freq is -1.
+    already dropped keys that vanished; an unavailable idle/freq is -1. The JSON
+    arrives decoded with surrogateescape (``connect()``), so binary keys survive.
     """
-    flat = iter(reply)
-    next(flat)
+    flat = iter(json.loads(reply[2]))
     if lfu:
         return [
             KeyStat(key, ttl, size, None, age if age >= 0 else None)

@@ -11,6 +11,7 @@ from bot.clock import utc_now
 from bot.redisinfo.client import DEFAULT_TIMEOUT, connect, redis_errors
 from bot.redisinfo.fullscan import scan_sessions
 from bot.redisinfo.info import read_server_info
+from bot.redisinfo.pacing import DEFAULT_BUDGET
 from bot.redisinfo.sampling import sample_sessions
 from bot.redisinfo.snapshot import ProgressFn, Snapshot
 
@@ -18,9 +19,9 @@ from bot.redisinfo.snapshot import ProgressFn, Snapshot
 class LiveRedisProbe:
     """Reads a Snapshot from the Redis at ``url``.
 
-    ``scan_rate``: full mode scans at most this many keys a second (None or 0: no
-    limit, for benchmarks only). Errors reach the caller as one-line
-    ``RedisUnavailable`` (or ``ConfigError`` for a malformed URL).
+    ``scan_budget``: the share of one Redis core a full scan may use, in (0, 1]
+    (1.0: as fast as possible; see ``bot.redisinfo.pacing``). Errors reach the
+    caller as one-line ``RedisUnavailable`` (or ``ConfigError`` for a malformed URL).
     """
 
     def __init__(
@@ -28,13 +29,13 @@ class LiveRedisProbe:
         *,
         name: str,
         url: str,
-        scan_rate: int | None = 20_000,
+        scan_budget: float = DEFAULT_BUDGET,
         timeout: float = DEFAULT_TIMEOUT,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.name = name
         self._url = url  # may hold a password: never show it (bot.config.redact_url)
-        self._scan_rate = scan_rate
+        self._scan_budget = scan_budget
         self._timeout = timeout
         self._clock = clock
 
@@ -76,7 +77,7 @@ class LiveRedisProbe:
                 pattern=pattern,
                 dbsize=info.dbsize,
                 lfu=info.lfu,
-                rate=self._scan_rate,
+                budget=self._scan_budget,
                 progress=progress,
             )
         else:
