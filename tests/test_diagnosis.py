@@ -307,6 +307,37 @@ def test_small_store_with_huge_ratio_is_not_fragmentation(
     assert d.checks[5].status is Severity.OK
 
 
+def test_small_store_message_shows_the_figure_it_compares() -> None:
+    # The case: RSS - used over the 10 MB floor, the part beyond the baseline under it.
+    used = 20 * MB
+    wasted = round(11.2 * MB)
+    s = snap(used=used, rss=used + wasted, allocator=(1.05, round(1.9 * MB)), keys=sessions(50))
+    check = diagnose(s, TH).checks[5]
+    assert check.status is Severity.OK
+    assert check.summary == (
+        "mem_fragmentation_ratio 1.56, RSS - used = 11.2 MB, of which 1.9 MB is allocator "
+        "fragmentation and 9.3 MB the process's baseline: under 10.0 MB wasted (small store)"
+    )
+    assert check.details["excess_fragmentation_bytes"] == round(1.9 * MB)
+
+
+def test_small_store_message_without_allocator_stats_names_the_baseline() -> None:
+    s = snap(used=18 * MB, rss=31 * MB, keys=sessions(50))
+    s = replace(s, memory=replace(s.memory, allocator_frag_ratio=None, allocator_frag_bytes=None))
+    assert diagnose(s, TH).checks[5].summary == (
+        "mem_fragmentation_ratio 1.72, RSS - used = 13.0 MB, of which 1.0 MB beyond the "
+        "12.0 MB baseline of an empty Redis 7 process: under 10.0 MB wasted (small store)"
+    )
+
+
+def test_small_store_message_when_rss_minus_used_is_under_the_floor() -> None:
+    s = snap(used=5 * MB, rss=13 * MB, keys=sessions(50))
+    assert diagnose(s, TH).checks[5].summary == (
+        "mem_fragmentation_ratio 2.60, RSS - used = 8.0 MB: ratio high but under 10.0 MB "
+        "wasted (small store)"
+    )
+
+
 def test_small_store_without_allocator_stats_discounts_the_baseline() -> None:
     s = snap(used=18 * MB, rss=30 * MB, keys=sessions(50))
     s = replace(s, memory=replace(s.memory, allocator_frag_ratio=None, allocator_frag_bytes=None))

@@ -200,6 +200,8 @@ def test_raise_recheck_refuses_when_maxmemory_changed_live(env: Env) -> None:
 def test_raise_recheck_refuses_when_used_memory_passed_the_request(
     redis_factory: RedisFactory, kube: tuple[FakeKube, object]
 ) -> None:
+    # No live limit; the ConfigMap's is below what is asked (else that alone refuses it).
+    kube[0].add_configmap("redis-session-config", {"redis.conf": CONF_16MB.replace("16mb", "1mb")})
     env = next(make_env(redis_factory, kube))  # type: ignore[arg-type]
     load_sessions(env.client, 2000)
     ctx = env.ctx()

@@ -154,9 +154,7 @@ def fragmentation_check(f: Facts) -> Check:
     elif f.swapping:
         summary += ": below 1.0, memory is being swapped"
     elif ratio > f.th.fragmentation_ratio:
-        summary += (
-            f": ratio high but under {size(f.th.fragmentation_min_bytes)} wasted (small store)"
-        )
+        summary += _small_store(f)
     return Check(
         id="fragmentation",
         step=6,
@@ -169,8 +167,28 @@ def fragmentation_check(f: Facts) -> Check:
             "allocator_frag_ratio": mem.allocator_frag_ratio,
             "allocator_frag_bytes": mem.allocator_frag_bytes,
             "used_memory_rss": mem.used_memory_rss,
+            "excess_fragmentation_bytes": f.excess_waste,
         },
     )
+
+
+def _small_store(f: Facts) -> str:
+    """Why a high ratio is not fragmentation, naming the figure compared with the floor.
+
+    RSS - used may be over the floor while what is compared (the part beyond the
+    process's baseline RSS) is under it: then both figures and the baseline are shown,
+    or the reader sees "11.2 MB ... under 10.0 MB wasted" and a contradiction.
+    """
+    floor = size(f.th.fragmentation_min_bytes)
+    if f.wasted_bytes <= f.th.fragmentation_min_bytes:
+        return f": ratio high but under {floor} wasted (small store)"
+    excess = max(f.excess_waste, 0)
+    baseline = size(f.wasted_bytes - excess)
+    if f.mem.allocator_frag_bytes is not None:
+        part = f"{size(excess)} is allocator fragmentation and {baseline} the process's baseline"
+    else:
+        part = f"{size(excess)} beyond the {baseline} baseline of an empty Redis 7 process"
+    return f", of which {part}: under {floor} wasted (small store)"
 
 
 def _no_verdict(

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from bot.config import Thresholds
 from bot.diagnosis.checks import run_checks
+from bot.diagnosis.drift import PersistedConf, compare
 from bot.diagnosis.facts import Facts, gather
 from bot.diagnosis.findings import find_findings
 from bot.diagnosis.model import Check, Diagnosis, Scenario, Severity
@@ -27,11 +28,19 @@ ACTION_URGENCY = (
 )
 
 
-def diagnose(snapshot: Snapshot, thresholds: Thresholds) -> Diagnosis:
-    """Run the six runbook checks, name the scenarios, and rank the fixes."""
+def diagnose(
+    snapshot: Snapshot, thresholds: Thresholds, persisted: PersistedConf | None = None
+) -> Diagnosis:
+    """Run the six runbook checks, name the scenarios, and rank the fixes.
+
+    ``persisted``: the redis.conf the store restarts with (or why it could not be read);
+    differences from the live settings become ``drift`` and findings. None: not compared.
+    """
     facts = gather(snapshot, thresholds)
     checks = run_checks(facts)
     scenarios = find_scenarios(facts)
+    drift, drift_findings = compare(snapshot, persisted)
+    findings = sorted((*find_findings(facts), *drift_findings), key=lambda x: -x.severity.rank)
     mem = snapshot.memory
     return Diagnosis(
         target=snapshot.target,
@@ -51,12 +60,13 @@ def diagnose(snapshot: Snapshot, thresholds: Thresholds) -> Diagnosis:
         idle=facts.idle,
         checks=checks,
         scenarios=scenarios,
-        findings=find_findings(facts),
+        findings=tuple(findings),
         recommended_actions=rank_actions(scenarios, mitigate=_needs_mitigation(facts)),
         redis_version=snapshot.redis_version,
         used_memory_rss=mem.used_memory_rss,
         used_memory_peak=mem.used_memory_peak,
         policy_source=snapshot.policy_source,
+        drift=drift,
     )
 
 

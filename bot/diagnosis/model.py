@@ -83,6 +83,21 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class Drift:
+    """A setting whose live value differs from the persisted redis.conf (the Redis ConfigMap).
+
+    live: as people read it (``64mb``, ``allkeys-lru``, ``yes``); configmap: the value as
+    the file writes it, None when the file has no such line (then Redis's default applies
+    at the next restart, ``restart_value``).
+    """
+
+    directive: str
+    live: str
+    configmap: str | None
+    restart_value: str  # what Redis runs with after a restart: the file's value or the default
+
+
+@dataclass(frozen=True)
 class TtlStats:
     """TTL distribution of the sampled session keys."""
 
@@ -143,3 +158,6 @@ class Diagnosis:
     used_memory_rss: int = 0
     used_memory_peak: int = 0
     policy_source: str = "config"
+    # Live settings that differ from the persisted redis.conf; None when not compared (the
+    # target has no Kubernetes coordinates, or the ConfigMap could not be read: a finding says).
+    drift: tuple[Drift, ...] | None = None

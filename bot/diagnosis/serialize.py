@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.diagnosis.capacity import CapacityPlan, plan_from_diagnosis
-from bot.diagnosis.model import Check, Diagnosis, Finding, Scenario
+from bot.diagnosis.model import Check, Diagnosis, Drift, Finding, Scenario
 
 
 def diagnosis_to_dict(d: Diagnosis) -> dict[str, Any]:
@@ -56,6 +56,9 @@ def diagnosis_to_dict(d: Diagnosis) -> dict[str, Any]:
         "used_memory_rss": d.used_memory_rss,
         "used_memory_peak": d.used_memory_peak,
         "policy_source": d.policy_source,
+        # null: not compared (no Kubernetes coordinates, or the ConfigMap unreadable: a
+        # finding says why); []: compared, no difference.
+        "drift": None if d.drift is None else [_drift(x) for x in d.drift],
     }
 
 
@@ -110,3 +113,7 @@ def _check(c: Check) -> dict[str, Any]:
 
 def _finding(f: Finding) -> dict[str, Any]:
     return {"id": f.id, "severity": f.severity.value, "message": f.message}
+
+
+def _drift(d: Drift) -> dict[str, Any]:
+    return {"directive": d.directive, "live": d.live, "configmap": d.configmap}

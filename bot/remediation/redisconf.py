@@ -81,6 +81,47 @@ def directive_lines(text: str, name: str) -> list[int]:
     return [d.index + 1 for d in _find(text, _checked_name(name))]
 
 
+def directive_names(text: str) -> list[str]:
+    """Every directive name ``text`` sets (lower-case, first-seen order, each once)."""
+    names: dict[str, None] = {}
+    for index, line in enumerate(text.splitlines()):
+        directive = _parse_line(index, line)
+        if directive is not None:
+            names.setdefault(directive.name, None)
+    return list(names)
+
+
+def effective_settings(text: str) -> dict[str, str]:
+    """Directive name -> effective value (``get_directive``) for every directive in ``text``."""
+    return {name: get_directive(text, name) or "" for name in directive_names(text)}
+
+
+# Redis's memtoll(): "k"/"m"/"g" are powers of 1000, "kb"/"mb"/"gb" of 1024, no fractions.
+_MEMORY_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1024,
+    "m": 1000**2,
+    "mb": 1024**2,
+    "g": 1000**3,
+    "gb": 1024**3,
+}
+_MEMORY = re.compile(r"([0-9]{1,19})([A-Za-z]{0,2})", re.ASCII)
+
+
+def conf_bytes(value: str) -> int | None:
+    """A redis.conf memory value in bytes, read as Redis reads it; None when Redis would not.
+
+    Not ``bot.units.parse_size``: in redis.conf ``64m`` is 64,000,000 bytes and ``64mb``
+    is 64 MiB, ``0`` is valid (no limit), and ``1.5gb`` is refused.
+    """
+    match = _MEMORY.fullmatch(value.strip())
+    if match is None or match.group(2).lower() not in _MEMORY_UNITS:
+        return None
+    return int(match.group(1)) * _MEMORY_UNITS[match.group(2).lower()]
+
+
 def set_directive(text: str, name: str, value: str) -> str:
     """``text`` with directive ``name`` set to ``value``, every other byte unchanged.
 

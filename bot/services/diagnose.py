@@ -1,4 +1,8 @@
-"""Diagnose a target: pick it, read a snapshot through the Redis adapter, judge it."""
+"""Diagnose a target: pick it, read a snapshot through the Redis adapter, judge it.
+
+With a ``PersistedConfig`` port, a target that has Kubernetes coordinates is also
+compared with the redis.conf it restarts with (its ConfigMap): configuration drift.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.config import Target, Thresholds, pick_target
+from bot.diagnosis.drift import PersistedConf
 from bot.diagnosis.engine import diagnose
 from bot.diagnosis.model import Diagnosis
 from bot.redisinfo.snapshot import ProgressFn, RedisProbe
+from bot.remediation.persisted import PersistedConfig, configmap_where, has_kube_coordinates
 
 # Builds the adapter for one target; the composition root passes the real one in.
 ProbeFactory = Callable[[Target], RedisProbe]
@@ -22,6 +28,8 @@ class DiagnosisService:
     probe_factory: ProbeFactory
     thresholds: Thresholds
     sample_size: int = 1000
+    # None: drift is not compared (``Diagnosis.drift`` None, no finding).
+    persisted: PersistedConfig | None = None
 
     def target(self, name: str | None) -> Target:
         """The named target (or the default); raises TargetNotFound."""
@@ -43,4 +51,23 @@ class DiagnosisService:
             full=full,
             progress=progress,
         )
-        return diagnose(snapshot, self.thresholds)
+        return diagnose(snapshot, self.thresholds, self._persisted(target))
+
+    def _persisted(self, target: Target) -> PersistedConf | None:
+        """The target's persisted redis.conf, or the one-line reason it is not compared.
+
+        Never raises: drift is a side reading, and a diagnosis in an incident must not
+        fail (or wait beyond the adapter's request timeout) because Kubernetes does.
+        """
+        if self.persisted is None:
+            return None
+        where = configmap_where(target.kubernetes)
+        if not has_kube_coordinates(target):
+            reason = f"target {target.name!r} has no kubernetes section in the targets file"
+            return PersistedConf(where, reason=reason)
+        try:
+            return PersistedConf(where, text=self.persisted.redis_conf(target))
+        # Any failure, not only KubernetesError: the adapter's client may raise anything.
+        except Exception as err:
+            detail = " ".join(str(err).split())[:300] or type(err).__name__
+            return PersistedConf(where, reason=f"cannot read the {where}: {detail}")

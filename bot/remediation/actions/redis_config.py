@@ -1,32 +1,28 @@
 """Actions that change Redis settings: live with ``CONFIG SET`` and in the ConfigMap's redis.conf.
 
-Only the directives being changed are edited (``bot.remediation.redisconf``):
-the runbook's patches replace the whole file, silently resetting
-``maxmemory`` to 512mb and dropping ``appendonly``. The ConfigMap patch
-carries the resourceVersion read at preview time, so a concurrent edit makes
-it fail (409) instead of being overwritten.
+raise-maxmemory, enable-activedefrag and set-eviction-policy, on the shared base in
+``bot.remediation.actions.redis_conf_action`` (which edits only their directives).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import replace
 
 from bot.diagnosis.capacity import plan_from_diagnosis
+from bot.diagnosis.drift import REDIS_DEFAULTS, canonical
 from bot.diagnosis.model import Diagnosis
-from bot.errors import KubernetesError, RedisMemError, UsageError
-from bot.remediation.actions.base import (
-    Action,
-    Run,
-    SoftFailure,
-    check_unchanged,
-    preview_version,
+from bot.errors import RedisMemError, UsageError
+from bot.remediation.actions.base import Run
+from bot.remediation.actions.redis_conf_action import (
+    ConfState,
+    RedisConfigAction,
+    configmap_where,
+    read_redis_conf,
 )
 from bot.remediation.model import (
     ActionContext,
     Change,
-    ExecutionResult,
     Params,
     Preview,
     RemediationLimits,
@@ -39,12 +35,10 @@ from bot.remediation.params import (
     parse_quantity,
     round_up_mib,
 )
-from bot.remediation.ports import BulkProgress, StopFlag
-from bot.remediation.redisconf import diff_lines, directive_lines, get_directive, set_directives
+from bot.remediation.redisconf import conf_bytes, get_directive
 from bot.remediation.verify import compare
-from bot.units import format_bytes, parse_size, redis_size
+from bot.units import format_bytes, redis_size
 
-RV = "configmap_resource_version"
 POLICIES = (
     "allkeys-lru",
     "volatile-lru",
@@ -60,199 +54,6 @@ POLICY_TRADE_OFF = (
     "never be evicted and writes fail once memory is full; allkeys-* evict any key (the least "
     "recently used first), including non-session keys without TTL"
 )
-
-
-@dataclass(frozen=True)
-class ConfState:
-    """The Redis ConfigMap's redis.conf, its resourceVersion, and the live values now."""
-
-    text: str
-    resource_version: str
-    live: dict[str, str | None]  # CONFIG GET value; None when CONFIG is unavailable
-    resources: dict[str, dict[str, str]] | None = None  # raise-maxmemory only
-
-
-def configmap_where(ctx: ActionContext) -> str:
-    """``ConfigMap <ns>/<name> <key>``: how previews and results name the file."""
-    k = ctx.target.kubernetes
-    return f"ConfigMap {k.namespace}/{k.redis_configmap} {k.redis_configmap_key}"
-
-
-def read_redis_conf(ctx: ActionContext) -> tuple[str, str]:
-    """redis.conf from the target's ConfigMap and the ConfigMap's resourceVersion."""
-    k = ctx.target.kubernetes
-    data, version = ctx.cluster.read_configmap(namespace=k.namespace, name=k.redis_configmap)
-    if k.redis_configmap_key not in data:
-        keys = ", ".join(sorted(data)) or "none"
-        raise KubernetesError(
-            f"configmap {k.namespace}/{k.redis_configmap} has no key {k.redis_configmap_key!r} "
-            f"(keys: {keys}): check redis_configmap_key in the targets file"
-        )
-    return data[k.redis_configmap_key], version
-
-
-class RedisConfigAction(Action[ConfState]):
-    """Set some redis.conf directives live and in the ConfigMap (only those lines change)."""
-
-    def directives(self, ctx: ActionContext, params: Params) -> dict[str, str]:
-        """redis.conf directive -> value as the file writes it."""
-        raise NotImplementedError
-
-    def live_values(self, ctx: ActionContext, params: Params) -> dict[str, str]:
-        """CONFIG SET name -> value (the same as the file unless a subclass says otherwise)."""
-        return self.directives(ctx, params)
-
-    def show_live(self, name: str, value: str) -> str:
-        """A live value as people read it (raise-maxmemory: ``1024mb`` rather than bytes)."""
-        return value
-
-    def read(self, ctx: ActionContext, params: Params) -> ConfState:
-        """The ConfigMap text and version, and the live values of the settings to change."""
-        text, version = read_redis_conf(ctx)
-        live = {name: ctx.redis.config_get(name) for name in self.live_values(ctx, params)}
-        return ConfState(text=text, resource_version=version, live=live)
-
-    def facts(self, ctx: ActionContext, params: Params, state: ConfState) -> dict[str, str]:
-        """ConfigMap resourceVersion and each live value."""
-        facts = {RV: state.resource_version}
-        for name, value in state.live.items():
-            facts[f"live {name}"] = "unreadable" if value is None else value
-        return facts
-
-    def changes(
-        self, ctx: ActionContext, params: Params, state: ConfState
-    ) -> tuple[tuple[Change, ...], tuple[str, ...]]:
-        """One line per live setting, then the ConfigMap diff (only the directive lines)."""
-        changes = [
-            self._live_change(name, value, state)
-            for name, value in self.live_values(ctx, params).items()
-        ]
-        warnings = []
-        if any(v is None for v in state.live.values()):
-            warnings.append(
-                "this server does not allow CONFIG GET/SET (renamed or denied): the change takes "
-                "effect only when Redis restarts with the new ConfigMap"
-            )
-        wanted = self.directives(ctx, params)
-        new_text = set_directives(state.text, wanted)
-        changes.append(
-            Change(
-                where=configmap_where(ctx),
-                before=", ".join(
-                    f"{n} {get_directive(state.text, n) or '(absent)'}" for n in wanted
-                ),
-                after=", ".join(f"{n} {v}" for n, v in wanted.items()),
-                diff=tuple(diff_lines(state.text, new_text)),
-            )
-        )
-        warnings += _duplicate_warnings(state.text, wanted)
-        return tuple(changes), tuple(warnings)
-
-    def _live_change(self, name: str, value: str, state: ConfState) -> Change:
-        before = state.live.get(name)
-        if before is None:
-            return Change(f"live CONFIG SET {name}", "", f"{value} (NOT possible on this server)")
-        if before == value:
-            return Change(f"live CONFIG SET {name}", "", f"{value} (already)")
-        return Change(f"live CONFIG SET {name}", before, value)
-
-    def execute(
-        self,
-        ctx: ActionContext,
-        params: Params,
-        progress: BulkProgress | None = None,
-        *,
-        preview: Preview | None = None,
-        should_stop: StopFlag | None = None,
-    ) -> ExecutionResult:
-        """Live values first (immediate relief), then the ConfigMap (survives restarts)."""
-        self.validate(ctx, params)
-        run = Run(self.id)
-        if preview is not None:
-            # Before any change: a live value set and then a 409 would be a partial change.
-            run.step("check ConfigMap", lambda: self._unchanged_since(ctx, preview))
-        for name, value in self.live_values(ctx, params).items():
-            shown = self.show_live(name, value)
-            run.step(f"live {name}", partial(_config_set, ctx, name, value, shown))
-        run.step("ConfigMap", lambda: self._patch_configmap(ctx, params, preview))
-        self.more_steps(ctx, params, run, preview)
-        return run.result(self.consequence(run))
-
-    def more_steps(
-        self, ctx: ActionContext, params: Params, run: Run, preview: Preview | None
-    ) -> None:
-        """Steps after the ConfigMap (raise-maxmemory: the pod resources)."""
-
-    def consequence(self, run: Run) -> str:
-        """What a partial result means for the running Redis."""
-        live_ok = [s for s in run.steps if s.name.startswith("live ") and s.ok]
-        live_all = [s for s in run.steps if s.name.startswith("live ")]
-        cm_ok = run.ok("ConfigMap")
-        if run.complete:
-            return ""
-        if run.failed is not None and run.failed.startswith("live "):
-            return (
-                "the ConfigMap was NOT written: a value Redis refuses would stop it from starting"
-                + ("" if live_ok else "; nothing changed")
-            )
-        if live_ok and not cm_ok:
-            return "the live value will be lost on restart"
-        if cm_ok and len(live_ok) < len(live_all):
-            return "the ConfigMap value takes effect only when Redis restarts"
-        if not live_ok and not cm_ok:
-            return "nothing changed"  # also when the pre-check refused
-        return ""
-
-    def _unchanged_since(self, ctx: ActionContext, preview: Preview) -> str:
-        where = configmap_where(ctx)
-        _, current = read_redis_conf(ctx)
-        version = check_unchanged(where=where, fact=RV, preview=preview, current=current)
-        return f"{where} unchanged since the preview (resourceVersion {version})"
-
-    def _patch_configmap(self, ctx: ActionContext, params: Params, preview: Preview | None) -> str:
-        k = ctx.target.kubernetes
-        text, version = read_redis_conf(ctx)
-        # Checked before the live changes; an edit since then makes this patch fail with 409.
-        expected = preview_version(preview, fact=RV, current=version)
-        wanted = self.directives(ctx, params)
-        new_version = ctx.cluster.patch_configmap_key(
-            namespace=k.namespace,
-            name=k.redis_configmap,
-            key=k.redis_configmap_key,
-            value=set_directives(text, wanted),
-            expected_resource_version=expected,
-        )
-        settings = ", ".join(f"{n} {v}" for n, v in wanted.items())
-        return f"{configmap_where(ctx)} set {settings} (resourceVersion {new_version})"
-
-
-def _config_set(ctx: ActionContext, name: str, value: str, shown: str) -> str:
-    """CONFIG SET; refused while CONFIG works is a hard stop (see ``RedisRefused``)."""
-    readable = ctx.redis.config_get(name) is not None
-    result = ctx.redis.config_set(name, value)
-    if result.applied:
-        return f"live {name} set to {shown}"
-    message = f"CONFIG SET {name} {shown} not applied: {result.reason}"
-    if readable:
-        raise RedisRefused(message)
-    raise SoftFailure(message)
-
-
-class RedisRefused(RedisMemError):
-    """Redis rejected the value itself: written to redis.conf it would stop Redis from starting."""
-
-
-def _duplicate_warnings(text: str, wanted: dict[str, str]) -> list[str]:
-    out = []
-    for name in wanted:
-        lines = directive_lines(text, name)
-        if len(lines) > 1:
-            where = ", ".join(str(n) for n in lines)
-            out.append(
-                f"redis.conf has {name} on lines {where}: the last one (which redis uses) is "
-                "changed, the earlier ones are left as they are"
-            )
-    return out
 
 
 class RaiseMaxmemory(RedisConfigAction):
@@ -277,15 +78,19 @@ class RaiseMaxmemory(RedisConfigAction):
         )
 
     def defaults(self, ctx: ActionContext) -> Params:
-        """Capacity plan or used/0.7 (whole MB), whichever is larger; pod limit x headroom."""
+        """Capacity plan or used/0.7 (whole MB), whichever is larger; pod limit x headroom.
+
+        Never at or below the live limit nor the ConfigMap's: then twice the larger one.
+        """
         d = ctx.diagnosis
         plan = plan_from_diagnosis(d)
         candidates = [round_up_mib(d.used_memory / 0.7)]
         if plan is not None:
             candidates.append(plan.maxmemory_bytes)
         maxmemory = max(candidates)
-        if d.maxmemory > 0 and maxmemory <= d.maxmemory:
-            maxmemory = round_up_mib(d.maxmemory * 2)  # the runbook doubles 512mb -> 1024mb
+        floor = max(d.maxmemory, _persisted_maxmemory(ctx) or 0)
+        if floor > 0 and maxmemory <= floor:
+            maxmemory = round_up_mib(floor * 2)  # the runbook doubles 512mb -> 1024mb
         limit = round_up_mib(maxmemory * ctx.limits.pod_headroom)
         return {"maxmemory": maxmemory, "pod_memory_limit": limit}
 
@@ -299,9 +104,8 @@ class RaiseMaxmemory(RedisConfigAction):
         self.validate(ctx, params)
         return params
 
-    def validate(self, ctx: ActionContext, params: Params) -> None:
+    def check_values(self, ctx: ActionContext, params: Params) -> None:
         """Refuse maxmemory at or below used (or current) memory, and a pod limit not above it."""
-        super().validate(ctx, params)
         d = ctx.diagnosis
         new = _int(params["maxmemory"])
         limit = _int(params["pod_memory_limit"])
@@ -323,6 +127,19 @@ class RaiseMaxmemory(RedisConfigAction):
                 f"the pod would be OOM-killed before Redis evicts (keep headroom, e.g. {advice})"
             )
 
+    def persisted_refusal(self, ctx: ActionContext, params: Params, text: str) -> str | None:
+        """Also refuse a value at or below the ConfigMap's: Redis would restart with it."""
+        new = _int(params["maxmemory"])
+        written = get_directive(text, "maxmemory")
+        current = conf_bytes(written) if written is not None else None
+        if written is not None and current is not None and current > 0 and new <= current:
+            return (
+                f"maxmemory {format_bytes(new)} is not above maxmemory {written} in the "
+                f"{configmap_where(ctx)}, which Redis restarts with: this action only raises "
+                f"it; ask for more than {format_bytes(current)}"
+            )
+        return super().persisted_refusal(ctx, params, text)
+
     def directives(self, ctx: ActionContext, params: Params) -> dict[str, str]:
         """``maxmemory 1024mb``."""
         return {"maxmemory": redis_size(_int(params["maxmemory"]))}
@@ -337,8 +154,7 @@ class RaiseMaxmemory(RedisConfigAction):
 
     def read(self, ctx: ActionContext, params: Params) -> ConfState:
         """The ConfigMap, the live maxmemory and the Redis container's resources."""
-        state = super().read(ctx, params)
-        return ConfState(state.text, state.resource_version, state.live, _resources(ctx))
+        return replace(super().read(ctx, params), resources=_resources(ctx))
 
     def facts(self, ctx: ActionContext, params: Params, state: ConfState) -> dict[str, str]:
         """Also the container's memory limit and request."""
@@ -353,7 +169,6 @@ class RaiseMaxmemory(RedisConfigAction):
     ) -> tuple[tuple[Change, ...], tuple[str, ...]]:
         """Live + ConfigMap, and the Deployment's resources unless they already have headroom."""
         changes, warnings = super().changes(ctx, params, state)
-        warnings = (*warnings, *_mismatch(ctx, state))
         pod = _pod_patch(params, state.resources)
         if pod is None:
             return changes, (*warnings, "the pod memory limit already has the headroom: unchanged")
@@ -427,8 +242,14 @@ class EnableActiveDefrag(RedisConfigAction):
         }
 
     def preconditions(self, ctx: ActionContext, params: Params) -> list[str]:
-        """Not when it is already on."""
-        if (ctx.redis.config_get("activedefrag") or "").lower() == "yes":
+        """Not when it is already on, live and in the ConfigMap (live only: it persists it)."""
+        if (ctx.redis.config_get("activedefrag") or "").lower() != "yes":
+            return []
+        try:
+            text, _ = read_redis_conf(ctx)
+        except RedisMemError:
+            return ["activedefrag is already on"]  # live; the ConfigMap cannot be read anyway
+        if canonical("activedefrag", get_directive(text, "activedefrag") or "no") == "yes":
             return ["activedefrag is already on"]
         return []
 
@@ -473,11 +294,17 @@ class SetEvictionPolicy(RedisConfigAction):
         no_ttl = ttl.without_ttl > 0 or (ttl.without_ttl_ratio or 0) >= 0.5
         return {"policy": "allkeys-lru" if no_ttl else "volatile-lru"}
 
-    def validate(self, ctx: ActionContext, params: Params) -> None:
-        """Refuse the policy already in force."""
-        super().validate(ctx, params)
-        if params["policy"] == ctx.diagnosis.maxmemory_policy:
-            raise UsageError(f"maxmemory-policy is already {params['policy']}")
+    def persisted_refusal(self, ctx: ActionContext, params: Params, text: str) -> str | None:
+        """Refuse the policy already in force live and in the ConfigMap.
+
+        In force live only (the ConfigMap says another): allowed, it persists the policy.
+        """
+        policy = str(params["policy"])
+        written = get_directive(text, "maxmemory-policy") or REDIS_DEFAULTS["maxmemory-policy"]
+        persisted_too = canonical("maxmemory-policy", written) == policy
+        if policy == ctx.diagnosis.maxmemory_policy and persisted_too:
+            return f"maxmemory-policy is already {policy}"
+        return super().persisted_refusal(ctx, params, text)
 
     def directives(self, ctx: ActionContext, params: Params) -> dict[str, str]:
         """``maxmemory-policy <policy>``."""
@@ -506,22 +333,15 @@ def _policy_warnings(ctx: ActionContext, policy: str) -> list[str]:
     return out
 
 
-def _mismatch(ctx: ActionContext, state: ConfState) -> list[str]:
-    """The ConfigMap and the running Redis disagree: say which one the preview starts from."""
-    written = get_directive(state.text, "maxmemory")
-    live = state.live.get("maxmemory")
-    if written is None or live is None:
-        return []
+def _persisted_maxmemory(ctx: ActionContext) -> int | None:
+    """The ConfigMap's maxmemory in bytes, for a default; None when unknown (not an error here:
+    ``validate`` reads it again and refuses or fails with the reason)."""
     try:
-        same = parse_size(written) == int(live)
-    except (UsageError, ValueError):
-        return []
-    if same or (written == "0" and live == "0"):
-        return []
-    return [
-        f"the ConfigMap says maxmemory {written} but Redis runs with {format_bytes(int(live))}: "
-        "someone changed one without the other; both get the new value"
-    ]
+        text, _ = read_redis_conf(ctx)
+    except RedisMemError:
+        return None
+    written = get_directive(text, "maxmemory")
+    return conf_bytes(written) if written is not None else None
 
 
 def _resources(ctx: ActionContext) -> dict[str, dict[str, str]]:
@@ -561,3 +381,6 @@ def _int(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise UsageError(f"expected a whole number, got {value!r}")
     return value
+
+
+__all__ = ["EnableActiveDefrag", "RaiseMaxmemory", "SetEvictionPolicy", "read_redis_conf"]
