@@ -219,7 +219,7 @@ def wait_for_final_update(bot: SlackBot) -> list[Call]:
 
 def _is_final(call: Call) -> bool:
     header = str(call.params["blocks"][0]["text"]["text"])
-    return header.startswith(("✅", "❌", "⛔", "⌛", "🚫"))
+    return header.startswith(("✅", "❌", "⛔", "⌛", "🚫", "💥", "🛑"))
 
 
 __all__ = [

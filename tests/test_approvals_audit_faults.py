@@ -81,18 +81,21 @@ def test_locked_database_after_the_change_says_it_was_applied(
     assert stuck.state is RequestState.EXECUTING  # the end could not be stored either
     assert rig.actions(request.id) == ["remediation.requested", "remediation.approved"]
 
-    rig.clock.advance(minutes=59)
+    # Its execution is over, so its heartbeat stopped: once stale (not after an hour) the
+    # sweep ends it as interrupted (bot/approvals/recovery.py).
+    rig.clock.advance(seconds=40)
     assert service.expire_due() == []
     assert service.get(request.id).state is RequestState.EXECUTING
-    rig.clock.advance(minutes=2)
-    (failed,) = service.expire_due()
-    assert failed.id == request.id and failed.state is RequestState.FAILED
-    assert failed.error == OUTCOME_UNKNOWN
-    assert OUTCOME_UNKNOWN.startswith("outcome unknown: the bot stopped or lost its database")
-    assert service.get(request.id) == failed
+    rig.clock.advance(seconds=10)
+    (ended,) = service.expire_due()
+    assert ended.id == request.id and ended.state is RequestState.INTERRUPTED
+    assert ended.error is not None and ended.error.startswith("interrupted: its bot process (")
+    assert "stopped its heartbeat at 04:00:00 UTC" in ended.error
+    assert "it reported no progress, so the change may or may not have started" in ended.error
+    assert service.get(request.id) == ended
     last = rig.rows(request.id)[-1]
-    assert last.action == "remediation.failed" and last.actor == "scheduler"
-    assert last.outcome == "error" and OUTCOME_UNKNOWN in last.summary
+    assert last.action == "remediation.interrupted" and last.actor == "scheduler"
+    assert last.outcome == "interrupted" and ended.error in last.summary
     assert service.expire_due() == []  # audited once
 
 

@@ -21,6 +21,7 @@ from bot.audit.migrate import (
     upgrade,
 )
 from bot.audit.models import Base
+from bot.audit.revision import HEAD_REVISION
 from bot.audit.store import SqlAuditStore
 from bot.errors import ConfigError
 from bot.health import tables as _health_tables  # noqa: F401  (their tables too)
@@ -58,6 +59,40 @@ def test_prepare_database_migrates_sqlite(tmp_path: Path) -> None:
     prepare_database(url)
     engine = make_engine(url)
     assert current_revision(engine) == head_revision()
+    engine.dispose()
+
+
+def test_head_revision_constant_is_alembics_head() -> None:
+    # Start-up compares the database with the constant, without reading the folder:
+    # a new migration must bump it.
+    assert head_revision() == HEAD_REVISION
+
+
+def test_cheap_revision_reads_as_alembic_does(db_url: str) -> None:  # noqa: F811
+    engine = make_engine(db_url)
+
+    def alembics() -> str | None:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    for revision in ("base", "0001", "head"):
+        if revision == "head":
+            upgrade(engine)
+        elif revision == "0001":
+            upgrade(engine, revision="0001")
+        assert current_revision(engine) == alembics()
+    assert current_revision(engine) == HEAD_REVISION
+    engine.dispose()
+
+
+def test_prepare_database_migrates_sqlite_that_is_behind(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    upgrade(engine, revision="0001")
+    prepare_database(url)
+    assert current_revision(engine) == HEAD_REVISION
+    prepare_database(url)  # at head: one SELECT, nothing changes
+    assert current_revision(engine) == HEAD_REVISION
     engine.dispose()
 
 

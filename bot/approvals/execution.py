@@ -10,7 +10,11 @@ is kept on the request (``bot.approvals.unrecorded``), whose stored error says
 "applied, but not recorded in the audit trail: <reason>"; ``bot.approvals.backlog``
 writes them when the database takes inserts again. Only when storing the end
 fails too (the whole database down) is AuditUnavailable raised, saying the change
-was applied; ``RemediationService.expire_due`` later fails the request left EXECUTING.
+was applied; the approval sweep ends the request left EXECUTING as INTERRUPTED once its
+heartbeat is stale (``bot.approvals.recovery``).
+
+A key action stops before its next batch when its ``StopSignal`` says so: a Cancel ends
+the request CANCELLED with the exact counts (``remediation.cancelled``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 from bot.approvals.events import request_event
 from bot.approvals.model import Actor, ApprovalRequest, RequestState
 from bot.approvals.progress import ProgressReporter
+from bot.approvals.running import StopSignal
 from bot.approvals.store import ApprovalStore
 from bot.approvals.unrecorded import Backlog, encode, unrecorded_error, with_backlog
 from bot.audit.entry import AuditEntry, AuditSink
@@ -52,7 +57,9 @@ class Execution:
         diagnosis: DiagnosisService,
         context: ContextFactory,
         reporter: ProgressReporter,
+        stop: StopSignal | None = None,
     ) -> None:
+        """``stop``: asked before every batch of a key action (a Cancel, a row taken away)."""
         self.request = request
         self.approver = approver
         self._store = store
@@ -60,6 +67,7 @@ class Execution:
         self._diagnosis = diagnosis
         self._context = context
         self._reporter = reporter
+        self._stop = stop
         self._unrecorded: list[dict[str, Any]] = []  # rows the database refused, in order
         self._unrecorded_reason = ""
 
@@ -75,16 +83,43 @@ class Execution:
         if isinstance(prepared, str):
             self._audited("remediation.refused", "refused", f"not executed: {prepared}")
             return self._end(RequestState.REFUSED, error=prepared)
-        result = self._execute(action, params, prepared, preview)
+        result = self._taken_away(self._execute(action, params, prepared, preview))
+        by = self._cancelled_by(result)
+        action_name, outcome = "remediation.executed", "ok"
+        if by is not None:
+            action_name, outcome = "remediation.cancelled", "cancelled"
+        elif not result.complete:
+            action_name, outcome = "remediation.failed", "error"
         self._after_change(
-            "remediation.executed" if result.complete else "remediation.failed",
-            "ok" if result.complete else "error",
+            action_name,
+            outcome,
             f"{req.action_id} on {req.target}: {result.state}",
             keys_changed=result.keys_changed,
             state=result.state,
             complete=result.complete,
+            **({} if by is None else {"cancelled_by": by}),
         )
         return self._verify(action, params, prepared.diagnosis, result)
+
+    def _taken_away(self, result: ExecutionResult) -> ExecutionResult:
+        """Say so when the stop flag fired because another process ended the request."""
+        bulk = result.bulk
+        if self._stop is None or not self._stop.lost or bulk is None or bulk.stopped != "stopped":
+            return result
+        state = (
+            f"stopped after {bulk.changed:,} keys ({bulk.scanned:,} scanned): another process "
+            "ended this request as interrupted while it ran here"
+        )
+        return replace(result, state=state)
+
+    def _cancelled_by(self, result: ExecutionResult) -> str | None:
+        """Who cancelled it, when a Cancel (not an error, not the cap) stopped it short."""
+        stop = self._stop
+        if stop is None or stop.cancelled_by is None or stop.lost or result.complete:
+            return None
+        if result.bulk is not None and result.bulk.stopped != "stopped":
+            return None  # it ended for another reason (an error) before the cancel was seen
+        return stop.cancelled_by
 
     def _recheck(
         self, action: Action[Any], params: dict[str, Any], preview: Preview
@@ -101,7 +136,9 @@ class Execution:
         self, action: Action[Any], params: dict[str, Any], ctx: ActionContext, preview: Preview
     ) -> ExecutionResult:
         try:
-            return action.execute(ctx, params, self._reporter.bulk, preview=preview)
+            return action.execute(
+                ctx, params, self._reporter.bulk, preview=preview, should_stop=self._stop
+            )
         except Exception as err:  # the catalogue states failures; this is the unforeseen rest
             reporter = self._reporter
             touched = reporter.changed
@@ -127,6 +164,9 @@ class Execution:
         outcome = _result_dict(result)
         final = RequestState.SUCCEEDED if result.complete else RequestState.FAILED
         error = None if result.complete else result.state
+        by = self._cancelled_by(result)
+        if by is not None:
+            final, outcome["cancelled_by"] = RequestState.CANCELLED, by
         status, summary, extra = self._check(action, params, before, outcome)
         self._after_change("remediation.verified", status, summary, **extra)
         if self._unrecorded:
@@ -174,8 +214,8 @@ class Execution:
                 )
             except Exception as end_err:  # the same database is likely down: keep the cause
                 log.error(
-                    "could not store the end of request %s (left executing until "
-                    "expire_due fails it): %s",
+                    "could not store the end of request %s (left executing until the "
+                    "sweep ends it as interrupted): %s",
                     self.request.id,
                     end_err,
                 )
@@ -234,22 +274,60 @@ class Execution:
         result: dict[str, Any] | None = None,
         error: str | None = None,
     ) -> ApprovalRequest:
-        """EXECUTING -> final (we hold the claim, so the UPDATE cannot lose)."""
+        """EXECUTING -> final. We hold the claim: only another process that believed this
+        one gone (its heartbeat unwritten for 45 s) can have ended it first (``_taken``)."""
         reporter = self._reporter
         # The last report may be throttled away: the stored line ends on the exact counts.
-        progress = reporter.line() if reporter.scanned else reporter.request.progress
-        self._store.transition(
+        counts: dict[str, Any] = {"progress": reporter.request.progress}
+        if reporter.scanned:
+            counts = reporter.counts()
+        won = self._store.transition(
             self.request.id,
             expected=RequestState.EXECUTING,
             to=state,
             result=result,
             error=error,
-            progress=progress,
+            **counts,
         )
-        final = replace(self.request, state=state, result=result, error=error, progress=progress)
+        if not won:  # another process ended it as interrupted, believing this one gone
+            return self._taken(state, result)
+        final = replace(self.request, state=state, result=result, error=error, **counts)
+        if self._stop is not None and self._stop.cancelled_by is not None:
+            final = self._with_cancel(final)
         self.request = final
         reporter.announce(final)
         return final
+
+    def _with_cancel(self, final: ApprovalRequest) -> ApprovalRequest:
+        """The final request with its cancel flag (who, when), as the row has it."""
+        try:
+            stored = self._store.get(final.id)
+        except AuditUnavailable:
+            stored = None
+        if stored is None:
+            return replace(
+                final, cancel_requested_by=self._stop.cancelled_by if self._stop else None
+            )
+        return replace(
+            final,
+            cancel_requested_by=stored.cancel_requested_by,
+            cancel_requested_at=stored.cancel_requested_at,
+        )
+
+    def _taken(self, state: RequestState, result: dict[str, Any] | None) -> ApprovalRequest:
+        """The row was ended elsewhere: keep its state, say in the log what really happened
+        (the audit trail has the rows of this execution)."""
+        log.error(
+            "request %s ended here as %s (%s), but another process had already marked it "
+            "ended: the stored state stays as that process wrote it",
+            self.request.id,
+            state.value,
+            (result or {}).get("state"),
+        )
+        current = self._store.get(self.request.id) or self.request
+        self.request = current
+        self._reporter.announce(current)
+        return current
 
 
 def _result_dict(result: ExecutionResult) -> dict[str, Any]:

@@ -52,6 +52,10 @@ class Gate:
         self._policy = policy
         self._clock = clock
 
+    def now(self) -> datetime:
+        """The injected clock."""
+        return self._clock()
+
     def get(self, request_id: str) -> ApprovalRequest:
         """The request; Refused("unknown request") when absent or malformed."""
         request = self._store.get(request_id) if valid_request_id(request_id) else None
@@ -165,6 +169,8 @@ def _done_reason(request: ApprovalRequest) -> str:
         return f"already approved by {request.decided_by} and running"
     if request.state is RequestState.EXPIRED:
         return _expired_reason(request)
+    if request.state in (RequestState.INTERRUPTED, RequestState.CANCELLED):
+        return f"this request was approved by {request.decided_by} and is {request.state.value}"
     by = f" by {request.decided_by}" if request.decided_by else ""
     return f"this request is already {request.state.value}{by}"
 

@@ -16,7 +16,12 @@ REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 class RequestState(StrEnum):
-    """Where a request is; only PENDING and EXECUTING are not final."""
+    """Where a request is; only PENDING and EXECUTING are not final.
+
+    INTERRUPTED: the process executing it is gone (killed, crashed); what it did is known
+    up to its last stored progress. CANCELLED: a Cancel click stopped a running key action
+    between two batches; its counts are exact (docs/decisions/approvals.md).
+    """
 
     PENDING = "pending"
     EXECUTING = "executing"
@@ -25,6 +30,8 @@ class RequestState(StrEnum):
     REJECTED = "rejected"
     EXPIRED = "expired"
     REFUSED = "refused"  # the re-check said the preview is stale: nothing ran
+    INTERRUPTED = "interrupted"  # its process died while executing (migration 0005)
+    CANCELLED = "cancelled"  # stopped on request while executing, between batches
 
     @property
     def final(self) -> bool:
@@ -93,6 +100,15 @@ class ApprovalRequest:
     error: str | None = None
     team: str | None = None  # the Slack team id it was requested from (None: before 0004)
     shown_state: RequestState | None = None  # what its message last showed (None: not posted)
+    # Migration 0005: who executes it (bot/approvals/liveness.py), the last counts, a cancel.
+    executor_host: str | None = None
+    executor_pid: int | None = None
+    executor_boot: str | None = None
+    heartbeat_at: datetime | None = None
+    progress_changed: int | None = None
+    progress_scanned: int | None = None
+    cancel_requested_by: str | None = None
+    cancel_requested_at: datetime | None = None
 
     def expired_at(self, now: datetime) -> bool:
         """Pending and past its expiry at ``now``."""

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.approvals.model import ApprovalRequest
 from bot.approvals.store import ApprovalStore
@@ -59,12 +60,22 @@ class ProgressReporter:
         if self._last is not None and now - self._last < self._interval:
             return
         self._last = now
-        line = self.line()
+        counts = self.counts()
         try:
-            self._store.set_fields(self.request.id, progress=line)
+            # A progress report is a heartbeat too (bot/approvals/liveness.py); its counts
+            # are what an interrupted request reports as done "at least".
+            self._store.set_fields(self.request.id, heartbeat_at=now, **counts)
         except Exception as err:  # the audit row at the end still has the exact counts
             log.warning("could not store progress of request %s: %s", self.request.id, err)
-        self.announce(replace(self.request, progress=line))
+        self.announce(replace(self.request, **counts))
+
+    def counts(self) -> dict[str, Any]:
+        """The progress columns of the row: the line and its two counts."""
+        return {
+            "progress": self.line(),
+            "progress_changed": self.changed,
+            "progress_scanned": self.scanned,
+        }
 
     def now(self) -> datetime:
         """The service's clock (when a step happened)."""

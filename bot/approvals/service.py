@@ -20,9 +20,11 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.approvals.cancel import Canceller, claim
 from bot.approvals.events import loose_event, request_event
 from bot.approvals.execution import Execution
 from bot.approvals.gate import EXECUTING_LIMIT, Gate
+from bot.approvals.liveness import ExecutorId, Liveness
 from bot.approvals.model import (
     ActionForm,
     Actor,
@@ -34,6 +36,8 @@ from bot.approvals.model import (
 )
 from bot.approvals.policy import ApproverPolicy
 from bot.approvals.progress import Progress, ProgressReporter
+from bot.approvals.recovery import Recovery
+from bot.approvals.running import Running, StopSignal
 from bot.approvals.store import ApprovalStore, MessageLedger
 from bot.audit.entry import AuditEntry, AuditSink
 from bot.clock import utc_now
@@ -47,7 +51,7 @@ from bot.services.diagnose import DiagnosisService
 
 AdapterFactory = Callable[[Target], tuple[Cluster, RedisOps]]
 
-__all__ = ["AdapterFactory", "Progress", "RemediationService"]
+__all__ = ["AdapterFactory", "Liveness", "Progress", "RemediationService"]
 
 PENDING = RequestState.PENDING
 EXECUTING = RequestState.EXECUTING
@@ -69,9 +73,13 @@ class RemediationService:
         clock: Callable[[], datetime] = utc_now,
         progress_interval: timedelta = timedelta(seconds=1),
         executing_limit: timedelta = EXECUTING_LIMIT,
+        executor: ExecutorId | None = None,
+        liveness: Liveness | None = None,
     ) -> None:
         """``ttl``: how long a request waits for approval; ``progress_interval``: report pace;
-        ``executing_limit``: after this long EXECUTING, ``expire_due`` fails a request."""
+        ``executing_limit``: after this long EXECUTING, ``expire_due`` fails a request claimed
+        before migration 0005; ``executor``: this process (default: POD_NAME or the hostname,
+        the pid, a new boot id); ``liveness``: heartbeat and cancel timings."""
         self._store = store
         self._audit = audit
         self._diagnosis = diagnosis
@@ -83,6 +91,17 @@ class RemediationService:
         self._progress_interval = progress_interval
         self._executing_limit = executing_limit
         self._gate = Gate(store=store, audit=audit, policy=policy, clock=clock)
+        me, live = executor or ExecutorId.of_this_process(), liveness or Liveness()
+        self._running = Running(store=store, me=me, clock=clock, liveness=live)
+        self._recovery = Recovery(store=store, audit=audit, me=me, clock=clock, liveness=live)
+        self._canceller = Canceller(
+            store=store, audit=audit, gate=self._gate, running=self._running, clock=clock
+        )
+
+    @property
+    def executor(self) -> ExecutorId:
+        """This process, as the rows it claims name it."""
+        return self._running.me
 
     @property
     def policy(self) -> ApproverPolicy:
@@ -245,18 +264,7 @@ class RemediationService:
                 request, approver, "you are not an approver (REDIS_MEM_APPROVERS)"
             )
         self._gate.check_pending(request, approver)
-        now = self._clock()
-        won = self._store.transition(
-            request.id,
-            expected=PENDING,
-            to=EXECUTING,
-            unexpired_at=now,
-            decided_by=approver.id,
-            decided_at=now,
-        )
-        if not won:
-            self._gate.lost_race(request, approver)
-        claimed = replace(request, state=EXECUTING, decided_by=approver.id, decided_at=now)
+        claimed = claim(self._store, self._gate, request, approver, me=self.executor)
         reporter = ProgressReporter(
             store=self._store,
             request=claimed,
@@ -264,10 +272,18 @@ class RemediationService:
             clock=self._clock,
             interval=self._progress_interval,
         )
-        return self._execution(claimed, approver, reporter).run()
+        stop = self._running.start(claimed.id)
+        try:
+            return self._execution(claimed, approver, reporter, stop).run()
+        finally:
+            self._running.finish(claimed.id)
 
     def _execution(
-        self, request: ApprovalRequest, approver: Actor, reporter: ProgressReporter
+        self,
+        request: ApprovalRequest,
+        approver: Actor,
+        reporter: ProgressReporter,
+        stop: StopSignal,
     ) -> Execution:
         return Execution(
             request=request,
@@ -277,7 +293,22 @@ class RemediationService:
             diagnosis=self._diagnosis,
             context=self._context,
             reporter=reporter,
+            stop=stop,
         )
+
+    def cancel(
+        self, *, request_id: str, actor: Actor, origin: Origin | None = None
+    ) -> ApprovalRequest:
+        """Stop a running key action before its next batch (requester or approver; audited).
+
+        Returns the request with its cancel flag; the execution ends it CANCELLED.
+        """
+        return self._canceller.cancel(request_id=request_id, actor=actor, origin=origin)
+
+    def recover_interrupted(self) -> list[ApprovalRequest]:
+        """At start-up: end as INTERRUPTED what a previous process on this host left
+        executing, and every execution whose heartbeat is stale (each audited)."""
+        return self._recovery.at_start()
 
     def reject(
         self,
@@ -332,7 +363,8 @@ class RemediationService:
         return self.reject(request_id=request.id, actor=requester, reason=reason)
 
     def expire_due(self) -> list[ApprovalRequest]:
-        """Mark every PENDING request past its expiry EXPIRED, and every request EXECUTING
+        """Mark every PENDING request past its expiry EXPIRED, every execution whose heartbeat
+        is stale INTERRUPTED, and every request claimed before migration 0005 EXECUTING
         longer than ``executing_limit`` FAILED (outcome unknown); each audited."""
         now = self._clock()
         changed = []
@@ -340,6 +372,7 @@ class RemediationService:
             done = self._gate.expire(request)
             if done is not None:
                 changed.append(done)
+        changed.extend(self._recovery.sweep())
         for request in self._store.stuck(now - self._executing_limit):
             done = self._gate.fail_stuck(request)
             if done is not None:

@@ -26,7 +26,11 @@ from bot.audit.failures import DB_ERRORS, unavailable
 _COLUMNS = tuple(f.name for f in fields(ApprovalRequest))
 # Columns a transition may set besides the state.
 _MUTABLE = frozenset(
-    {"decided_by", "decided_at", "progress", "result", "error", "channel", "message_ts"}
+    {
+        *("decided_by", "decided_at", "progress", "result", "error", "channel", "message_ts"),
+        *("executor_host", "executor_pid", "executor_boot", "heartbeat_at"),
+        *("progress_changed", "progress_scanned"),
+    }
 )
 FINAL_STATES = tuple(state.value for state in RequestState if state.final)
 OPEN_STATES = tuple(state.value for state in RequestState if not state.final)
@@ -160,16 +164,73 @@ class ApprovalStore:
         return self._read(query, doing="listing expired approval requests")
 
     def stuck(self, decided_before: datetime) -> list[ApprovalRequest]:
-        """EXECUTING requests claimed before ``decided_before``, oldest first."""
+        """EXECUTING requests claimed before ``decided_before`` with no executor recorded
+        (claimed before migration 0005: no heartbeat tells whether they run), oldest first."""
         query = (
             select(REQUESTS)
             .where(
                 ApprovalRow.state == RequestState.EXECUTING.value,
                 ApprovalRow.decided_at < decided_before,
+                ApprovalRow.executor_boot.is_(None),
             )
             .order_by(ApprovalRow.decided_at, ApprovalRow.id)
         )
         return self._read(query, doing="listing executing approval requests")
+
+    def executing(self) -> list[ApprovalRequest]:
+        """Every EXECUTING request, oldest claim first (start-up and sweep look at them)."""
+        query = (
+            select(REQUESTS)
+            .where(ApprovalRow.state == RequestState.EXECUTING.value)
+            .order_by(ApprovalRow.decided_at, ApprovalRow.id)
+        )
+        return self._read(query, doing="listing executing approval requests")
+
+    def beat(self, request_id: str, *, boot: str, at: datetime) -> bool:
+        """Refresh the heartbeat of our own execution; False when the row is no longer ours."""
+        stmt = (
+            update(REQUESTS)
+            .where(
+                ApprovalRow.id == request_id,
+                ApprovalRow.state == RequestState.EXECUTING.value,
+                ApprovalRow.executor_boot == boot,
+            )
+            .values(heartbeat_at=at)
+        )
+        return self._write(stmt, doing="refreshing an execution heartbeat") == 1
+
+    def interrupt(
+        self, request_id: str, *, boot: str, stale_before: datetime | None, **changes: Any
+    ) -> bool:
+        """EXECUTING -> INTERRUPTED, only while still run by ``boot`` (and, with
+        ``stale_before``, its heartbeat still older than that): a live executor that
+        refreshed meanwhile keeps its request. True if this call won."""
+        _check(changes)
+        stmt = (
+            update(REQUESTS)
+            .where(
+                ApprovalRow.id == request_id,
+                ApprovalRow.state == RequestState.EXECUTING.value,
+                ApprovalRow.executor_boot == boot,
+            )
+            .values(state=RequestState.INTERRUPTED.value, **changes)
+        )
+        if stale_before is not None:
+            stmt = stmt.where(ApprovalRow.heartbeat_at < stale_before)
+        return self._write(stmt, doing="marking an approval request interrupted") == 1
+
+    def request_cancel(self, request_id: str, *, by: str, at: datetime) -> bool:
+        """Raise the cancel flag of an EXECUTING request once; True if this call raised it."""
+        stmt = (
+            update(REQUESTS)
+            .where(
+                ApprovalRow.id == request_id,
+                ApprovalRow.state == RequestState.EXECUTING.value,
+                ApprovalRow.cancel_requested_by.is_(None),
+            )
+            .values(cancel_requested_by=by, cancel_requested_at=at)
+        )
+        return self._write(stmt, doing="cancelling an approval request") == 1
 
     def _read(self, query: Any, *, doing: str) -> list[ApprovalRequest]:
         try:

@@ -1,4 +1,4 @@
-"""The ``approval_requests`` table (migrations 0002, 0004), on the audit database's metadata."""
+"""The ``approval_requests`` table (migrations 0002, 0004, 0005), on the audit metadata."""
 
 from __future__ import annotations
 
@@ -40,6 +40,16 @@ class ApprovalRow(Base):
     sync_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     sync_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sync_error: Mapped[str | None] = mapped_column(Text)
+    # Migration 0005: the process executing it and its heartbeat (bot/approvals/liveness.py),
+    # the counts of the last progress line, and a Cancel click on a running key action.
+    executor_host: Mapped[str | None] = mapped_column(String(253))
+    executor_pid: Mapped[int | None] = mapped_column(Integer)
+    executor_boot: Mapped[str | None] = mapped_column(String(32))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    progress_changed: Mapped[int | None] = mapped_column(Integer)
+    progress_scanned: Mapped[int | None] = mapped_column(Integer)
+    cancel_requested_by: Mapped[str | None] = mapped_column(String(200))
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 REQUESTS = cast(Table, ApprovalRow.__table__)

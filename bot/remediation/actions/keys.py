@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import ClassVar
 
 from bot.diagnosis.model import Diagnosis
 from bot.errors import RedisMemError, UsageError
 from bot.remediation.actions.base import Action, Run, ttl_spec
+from bot.remediation.actions.key_runs import Tracker, bulk_result
 from bot.remediation.model import (
     ActionContext,
     Change,
@@ -37,28 +38,6 @@ MEASURE = "idle measure"
 THRESHOLD = "idle threshold"
 FOUND = "idle sessions found"
 DEFAULT_TTL = 86400  # the runbook's EXPIRE 86400
-
-
-class _Tracker:
-    """Remembers the last progress report, so an error mid-action still says what was done."""
-
-    def __init__(self, forward: BulkProgress | None) -> None:
-        self.scanned = 0
-        self.changed = 0
-        self._forward = forward
-
-    def __call__(self, scanned: int, changed: int) -> None:
-        self.scanned, self.changed = scanned, changed
-        if self._forward is not None:
-            self._forward(scanned, changed)
-
-
-def _stopped(result: BulkResult, *, cap: int) -> str:
-    if result.stopped is None:
-        return ""
-    if result.stopped == "cap":
-        return f"stopped at the cap of {cap:,} keys: run it again for the rest"
-    return f"stopped early ({result.stopped})"
 
 
 class ExpireKeysWithoutTtl(Action[int]):
@@ -138,7 +117,7 @@ class ExpireKeysWithoutTtl(Action[int]):
         """Pipelined, rate-limited EXPIRE NX; exact counts even when stopped or failed."""
         self.validate(ctx, params)
         ttl = int(params["ttl_seconds"])
-        tracker = _Tracker(progress)
+        tracker = Tracker(progress)
         run = Run(self.id)
         results: list[BulkResult] = []
 
@@ -158,7 +137,7 @@ class ExpireKeysWithoutTtl(Action[int]):
             )
 
         run.step("EXPIRE NX", expire)
-        return _bulk_result(run, results, tracker, cap=ctx.limits.max_keys)
+        return bulk_result(run, results, tracker, cap=ctx.limits.max_keys)
 
     def verify(self, before: Diagnosis, after: Diagnosis, params: Params) -> Verification:
         """Keys without TTL before -> after; memory frees as they expire."""
@@ -169,21 +148,6 @@ class ExpireKeysWithoutTtl(Action[int]):
         )
         pending = f"memory frees as these keys expire (within {format_duration(ttl)})"
         return compare(before, after, pending=pending, details=(line,))
-
-
-def _bulk_result(
-    run: Run, results: list[BulkResult], tracker: _Tracker, *, cap: int
-) -> ExecutionResult:
-    """Exact counts from the BulkResult; after an error, the last progress report."""
-    if not results:
-        return run.result(
-            f"at least {tracker.changed:,} keys were changed ({tracker.scanned:,} scanned) "
-            "before the error",
-            keys_changed=tracker.changed,
-        )
-    result = results[0]
-    done = run.result(_stopped(result, cap=cap), keys_changed=result.changed, bulk=result)
-    return replace(done, complete=done.complete and result.stopped is None)
 
 
 @dataclass(frozen=True)
@@ -331,7 +295,7 @@ class EvictIdleSessions(Action[IdleState]):
     ) -> ExecutionResult:
         """Measure again, then UNLINK those still idle at least the previewed threshold."""
         self.validate(ctx, params)
-        tracker = _Tracker(progress)
+        tracker = Tracker(progress)
         run = Run(self.id)
         results: list[BulkResult] = []
         measured: list[tuple[str, int]] = []
@@ -366,7 +330,9 @@ class EvictIdleSessions(Action[IdleState]):
 
         run.step("measure", measure)
         run.step("UNLINK", unlink)
-        return _bulk_result(run, results, tracker, cap=ctx.limits.max_keys)
+        return bulk_result(
+            run, results, tracker, cap=ctx.limits.max_keys, planned=len(measured) or None
+        )
 
     def verify(self, before: Diagnosis, after: Diagnosis, params: Params) -> Verification:
         """Memory and session keys before -> after."""

@@ -25,6 +25,7 @@ from slack_sdk.models.blocks import (
 from bot.approvals.model import ApprovalRequest, RequestState
 from bot.approvals.unrecorded import RECORDED_LATE_KEY, backlog_of
 from bot.errors import UsageError
+from bot.remediation.actions.key_runs import cancellable
 from bot.remediation.catalogue import get_action
 from bot.remediation.model import Change, RemediationLimits
 from bot.slack.blocks.common import (
@@ -44,7 +45,9 @@ from bot.units import format_bytes
 
 APPROVE_ACTION = "redis_mem.approve"
 REJECT_ACTION = "redis_mem.reject"
+CANCEL_ACTION = "redis_mem.cancel"  # value: the request id only, like approve/reject
 BUTTONS_BLOCK = "redis_mem.approval"
+CANCEL_BLOCK = "redis_mem.running"
 DIFF_LINES_MAX = 30  # per change; a diff longer than that is cut with a note
 CODE_BLOCK_MAX = SECTION_TEXT_MAX - 500  # room for the change line and the fences
 
@@ -56,7 +59,16 @@ STATE_HEAD = {
     RequestState.REJECTED: "⛔ Rejected",
     RequestState.EXPIRED: "⌛ Expired",
     RequestState.REFUSED: "🚫 Not executed",
+    RequestState.INTERRUPTED: "💥 Interrupted",
+    RequestState.CANCELLED: "🛑 Cancelled",
 }
+# The final states that ran (part of) the change: they show the result, keys and verification.
+RAN = (
+    RequestState.SUCCEEDED,
+    RequestState.FAILED,
+    RequestState.CANCELLED,
+    RequestState.INTERRUPTED,
+)
 RISK_MARK = {"low": "🟢", "medium": "🟠", "high": "🔴"}
 UNRECORDED_HEAD = "⚠️ Applied, not recorded"  # succeeded, but its audit rows are still owed
 
@@ -181,8 +193,11 @@ def state_blocks(request: ApprovalRequest) -> list[Block]:
     if state is RequestState.PENDING:
         return [DividerBlock(), buttons(request)]
     if state is RequestState.EXECUTING:
-        return [DividerBlock(), section(executing_text(request))]
-    if state in (RequestState.SUCCEEDED, RequestState.FAILED):
+        running: list[Block] = [DividerBlock(), section(executing_text(request))]
+        if cancellable(request.action_id) and not request.cancel_requested_by:
+            running.append(cancel_button(request))
+        return running
+    if state in RAN:
         return [DividerBlock(), *result_blocks(request)]
     return [DividerBlock(), section(closed_text(request))]
 
@@ -206,12 +221,32 @@ def buttons(request: ApprovalRequest) -> ActionsBlock:
     return ActionsBlock(block_id=BUTTONS_BLOCK, elements=[approve, reject])
 
 
+def cancel_button(request: ApprovalRequest) -> ActionsBlock:
+    """Cancel (danger, confirmed): the requester or an approver stops the key action."""
+    confirm = ConfirmObject(
+        title="Cancel this fix?",
+        text=MarkdownTextObject(
+            text="It stops before its next batch; the keys already changed stay changed."
+        ),
+        confirm="Cancel it",
+        deny="Let it run",
+    )
+    cancel = ButtonElement(
+        text="Cancel", action_id=CANCEL_ACTION, value=request.id, style="danger", confirm=confirm
+    )
+    return ActionsBlock(block_id=CANCEL_BLOCK, elements=[cancel])
+
+
 def executing_text(request: ApprovalRequest) -> str:
     """``⏳ Approved by <@U2>: executing…`` and the latest progress line."""
     who = f"Approved by {mention(request.decided_by)}" if request.decided_by else "Approved"
     text = f"⏳ *{who}: executing…*"
     if request.progress:
         text += f"\n{escape(request.progress)}"
+    if request.cancel_requested_by:
+        text += f"\n🛑 Cancel requested by {mention(request.cancel_requested_by)}: stopping"
+    elif cancellable(request.action_id):
+        text += "\n_The requester or an approver can cancel it: it stops before its next batch._"
     return text
 
 
@@ -241,6 +276,9 @@ def result_blocks(request: ApprovalRequest) -> list[Block]:
         lines.append(f"*State*: {escape(str(state_line))}")
     if result.get("keys_changed") is not None:
         lines.append(f"*Keys changed*: {int(result['keys_changed']):,}")
+    elif result.get("keys_changed_at_least") is not None:
+        at_least = int(result["keys_changed_at_least"])
+        lines.append(f"*Keys changed*: at least {at_least:,} (its last progress report)")
     blocks: list[Block] = list(bullet_sections(lines, max_sections=2))
     verification = result.get("verification")
     if isinstance(verification, Mapping):
@@ -253,6 +291,14 @@ def outcome_lines(request: ApprovalRequest) -> list[str]:
     ok = request.state is RequestState.SUCCEEDED
     who = f" (approved by {mention(request.decided_by)})" if request.decided_by else ""
     backlog = backlog_of(request)
+    if request.state is RequestState.INTERRUPTED:
+        return [f"💥 *Interrupted*: the bot process running it stopped{who}"]
+    if request.state is RequestState.CANCELLED:
+        by = (request.result or {}).get("cancelled_by") or request.cancel_requested_by
+        lines = [f"🛑 *Cancelled* by {mention(str(by)) if by else 'request'}{who}"]
+        if backlog is not None:
+            lines.append(f"⚠️ Not recorded in the audit trail: {escape(backlog.reason)}")
+        return lines
     if backlog is None:
         lines = [f"{'✅' if ok else '❌'} *{'Done' if ok else 'Failed'}*{who}"]
         late = (request.result or {}).get(RECORDED_LATE_KEY)

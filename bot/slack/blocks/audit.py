@@ -12,7 +12,7 @@ from bot.slack.blocks.common import MAX_BLOCKS, clip, context, escape, mention, 
 SUMMARY_LIMIT = 600
 _OUTCOME_MARK = {"ok": "✅", "executed": "✅", "approved": "✅", "error": "❌", "failed": "❌",
                  "denied": "⛔", "rejected": "⛔", "expired": "⌛", "critical": "🔴",
-                 "warning": "🟠"}  # fmt: skip
+                 "warning": "🟠", "interrupted": "💥", "cancelled": "🛑"}  # fmt: skip
 
 
 def audit_blocks(entries: Sequence[StoredEntry]) -> list[Block]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.slack.deps import SlackDeps
-from bot.slack.listeners import alerts, approvals, fix_requests, slash
+from bot.slack.listeners import alerts, approvals, cancel, fix_requests, slash
 
 # Each module exposes register(app, deps); add new listener modules here.
-LISTENER_MODULES = (slash, fix_requests, approvals, alerts)
+LISTENER_MODULES = (slash, fix_requests, approvals, cancel, alerts)
 
 
 def register_all(app: App, deps: SlackDeps) -> None:
