@@ -5,7 +5,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PORT=3000 \
-    REDIS_MEM_MIGRATIONS_DIR=/app/migrations
+    REDIS_MEM_MIGRATIONS_DIR=/app/migrations \
+    DATABASE_URL=sqlite:////data/redis-mem.db
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
@@ -13,8 +14,9 @@ COPY bot ./bot
 COPY migrations ./migrations
 RUN pip install . && useradd --uid 10001 --no-create-home redismem
 
-# The audit database default is SQLite in the working directory; mount a volume
-# here or set DATABASE_URL to PostgreSQL in production.
+# The audit database is SQLite in /data (DATABASE_URL above: outside the image, the
+# default is the user's data directory, which a container's uid has no home for);
+# mount a volume here or set DATABASE_URL to PostgreSQL in production.
 WORKDIR /data
 RUN chown redismem /data
 USER 10001

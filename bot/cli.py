@@ -4,6 +4,11 @@ Exit codes (a contract, see DESIGN.md): 0 ok; 1 the check found a problem worth 
 for (critical); 2 usage or configuration error, one line on stderr, never a traceback.
 An unexpected exception (a bug) is also exit 2 and one line, ``internal error: ...``:
 exit 1 must only ever mean "page someone". ``REDIS_MEM_DEBUG=1`` adds its traceback.
+
+Start-up time is part of the contract of a command an engineer types mid-incident: this
+module imports typer and nothing heavy. Each command imports its machinery when it runs
+(``redis-mem --help`` never loads the settings, Redis, SQLAlchemy or Alembic; see
+docs/decisions/runtime.md and bench/cli_start.py).
 """
 
 from __future__ import annotations
@@ -14,14 +19,15 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Collection
-from typing import Annotated, NoReturn, cast
+from typing import TYPE_CHECKING, Annotated, NoReturn, cast
 
 import typer
-from rich.console import Console
-from typer.core import TyperGroup
 
-from bot.audit.scrub import scrub_text
 from bot.errors import RedisMemError, UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from typer.core import TyperGroup
 
 EXIT_OK, EXIT_CRITICAL, EXIT_USAGE = 0, 1, 2
 DEBUG_ENV = "REDIS_MEM_DEBUG"
@@ -42,6 +48,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tab
 
 
 def _err_console() -> Console:
+    from rich.console import Console  # only to print an error
+
     return Console(stderr=True)
 
 
@@ -164,7 +172,7 @@ def _command() -> TyperGroup:
 
     app.add_typer(audit_app, name="audit", help="Read and verify the audit trail.")
     app.add_typer(db_app, name="db", help="Manage the audit database schema.")
-    return cast(TyperGroup, typer.main.get_command(app))  # an app of commands is a group
+    return cast("TyperGroup", typer.main.get_command(app))  # an app of commands is a group
 
 
 def _fail(message: str) -> NoReturn:
@@ -173,6 +181,8 @@ def _fail(message: str) -> NoReturn:
     Every message is scrubbed here, whatever raised it: it may repeat what the user
     typed (a URL with its password, ``password=x``, control characters).
     """
+    from bot.audit.scrub import scrub_text  # it reads bot.config, which loads pydantic
+
     line = " ".join(scrub_text(message).split()) or "error"
     _err_console().print(
         f"redis-mem: error: {line}", markup=False, highlight=False, emoji=False, soft_wrap=True
@@ -186,6 +196,8 @@ def _internal_error(err: Exception) -> NoReturn:
     Exit 2, not a code of its own: callers already read 2 as "redis-mem could not
     answer, see stderr", and 1 must only ever mean a critical finding.
     """
+    from bot.audit.scrub import scrub_text
+
     debug = os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
     if debug:  # scrubbed too: a traceback quotes source lines and arguments
         sys.stderr.write(scrub_text("".join(traceback.format_exception(err))))
@@ -252,6 +264,8 @@ def _record_rejection(argv: list[str], message: str, *, known: Collection[str]) 
 
 def _reject(argv: list[str], message: str, *, known: Collection[str]) -> NoReturn:
     """A command line refused before any command ran: audited, then one line, exit 2."""
+    from bot.audit.scrub import scrub_text
+
     message = scrub_text(message)  # it may echo a mistyped URL with a password
     _record_rejection(argv, message, known=known)
     _fail(message)
@@ -259,14 +273,43 @@ def _reject(argv: list[str], message: str, *, known: Collection[str]) -> NoRetur
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script; every error becomes one line and exit 2."""
+    if argv is None:  # this process is the command (a caller in process passes argv)
+        _skip_last_collection()
     try:
         _main(list(argv if argv is not None else sys.argv[1:]))
     except Exception as err:  # last resort, for a bug: never a traceback, never exit 1
         _internal_error(err)
 
 
+def _audit_epilog() -> str:
+    """The end of ``--help``: where the audit trail is (computed per run, not at import)."""
+    from bot.datadir import default_database_path
+
+    # "\b": click leaves that paragraph unwrapped (it would break the path at a hyphen).
+    return (
+        "Audit trail: DATABASE_URL, else this SQLite file"
+        " (`redis-mem db current` shows the one in use):"
+        f"\n\n\b\n{default_database_path()}"
+    )
+
+
+def _skip_last_collection() -> None:
+    """Spare the process the garbage collection the interpreter runs as it exits.
+
+    It walks every object the imports made (SQLAlchemy, pydantic, typer) only to free
+    memory the OS takes back anyway: 50-80 ms of a 450 ms ``diagnose`` here. Frozen
+    objects are skipped by it; reference counting still closes files and sockets, and
+    atexit handlers registered later still run first.
+    """
+    import atexit
+    import gc
+
+    atexit.register(gc.freeze)
+
+
 def _main(args: list[str]) -> NoReturn:
     command = _command()
+    command.epilog = _audit_epilog()
     known = command.commands
     try:
         _check_argv(args)

@@ -2,6 +2,9 @@
 
 Settings are read when a command runs, never at import. Every expected failure
 is one line on stderr and exit 2; ``audit verify`` exits 1 on a broken chain.
+
+``bot.cli`` mounts these sub-apps for every command line (``--help`` lists them), so
+this module imports typer only: SQLAlchemy and rich's tables load when a command runs.
 """
 
 from __future__ import annotations
@@ -12,14 +15,14 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, TextIO, TypeVar
+from typing import TYPE_CHECKING, Annotated, TextIO, TypeVar
 
 import typer
-from rich.table import Table
-from rich.text import Text
-from sqlalchemy import Engine
 
 from bot.errors import RedisMemError, UsageError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 EXIT_OK, EXIT_BROKEN, EXIT_USAGE = 0, 1, 2
 T = TypeVar("T")
@@ -79,6 +82,9 @@ def list_command(
     """Show the newest audit entries, newest first."""
 
     def body() -> None:
+        from rich.table import Table
+        from rich.text import Text
+
         from bot.audit.since import parse_since
         from bot.audit.store import SqlAuditStore
         from bot.presenters.terminal import stdout_console
@@ -178,7 +184,10 @@ def upgrade_command(
 
     def body() -> None:
         from bot.audit.migrate import current_revision, upgrade
+        from bot.config import Settings
+        from bot.datadir import ensure_default_database_dir
 
+        ensure_default_database_dir(Settings.load().database_url)  # its first write
         with _engine(read_only=False) as engine:
             upgrade(engine, revision=revision)
             sys.stdout.write(f"audit database at revision {current_revision(engine)}\n")
@@ -188,16 +197,25 @@ def upgrade_command(
 
 @db_app.command("current")
 def current_command() -> None:
-    """Print the database's revision and the code's head."""
+    """Print where the audit database is, its revision and the code's head."""
 
     def body() -> None:
         from bot.audit.migrate import check_exists, current_revision, head_revision
 
         with _engine(read_only=False) as engine:
             check_exists(engine)  # reading the revision must not create the file
+            sys.stdout.write(f"audit database {_where(engine)}\n")
             current = current_revision(engine)
         head = head_revision()
         state = "up to date" if current == head else "behind: run `redis-mem db upgrade`"
         sys.stdout.write(f"database {current or 'none'}, code head {head} ({state})\n")
 
     _run(body)
+
+
+def _where(engine: Engine) -> str:
+    """The database as a user can find it: a SQLite file's path, else the URL (no password)."""
+    url, database = engine.url, engine.url.database or ""
+    if url.get_backend_name() == "sqlite" and database and not url.query.get("uri"):
+        return database if database == ":memory:" else os.path.abspath(database)
+    return url.render_as_string(hide_password=True)

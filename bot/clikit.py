@@ -2,6 +2,9 @@
 
 Each function returns the process exit code; expected failures raise RedisMemError
 subclasses, which ``bot.cli.main`` prints as one line with exit code 2.
+
+Each command imports what it uses when it runs (start-up time: ``diagnose --json``
+never loads rich, ``capacity`` never loads Redis; docs/decisions/runtime.md).
 """
 
 from __future__ import annotations
@@ -11,16 +14,14 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-from bot.audit.entry import AuditEntry
 from bot.config import Settings
-from bot.diagnosis.model import Diagnosis, Severity
 from bot.errors import AuditUnavailable, ConfigError, RedisMemError, UsageError
-from bot.redisinfo.snapshot import ProgressFn
+
+if TYPE_CHECKING:
+    from bot.diagnosis.model import Diagnosis
+    from bot.redisinfo.snapshot import ProgressFn
 
 EXIT_OK, EXIT_CRITICAL = 0, 1
 
@@ -32,6 +33,8 @@ def print_json(data: dict[str, Any] | list[Any]) -> None:
 
 def warn(message: str) -> None:
     """A ``redis-mem: warning: ...`` line on stderr (the command still answers)."""
+    from rich.console import Console
+
     Console(stderr=True).print(
         f"redis-mem: warning: {message}", markup=False, highlight=False, soft_wrap=True
     )
@@ -57,14 +60,28 @@ def stdout_guard() -> Iterator[None]:
 
 
 def _exit_code(diagnosis: Diagnosis) -> int:
+    from bot.diagnosis.model import Severity
+
     return EXIT_CRITICAL if diagnosis.severity is Severity.CRITICAL else EXIT_OK
 
 
 @contextmanager
 def _scan_progress(enabled: bool) -> Iterator[ProgressFn | None]:
     """A progress bar on stderr for ``--full`` scans (only when stderr is a terminal)."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     console = Console(stderr=True)
-    if not enabled or not console.is_terminal:
+    if not console.is_terminal:
         yield None
         return
     columns = (TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -93,9 +110,10 @@ def record_cli(
     goes to stderr (none when ``quiet``, used for rejected input whose own error
     line must stay the only one).
     """
+    from bot.audit.entry import AuditEntry
     from bot.audit.scrub import scrub_text
     from bot.cli_audit import cli_actor
-    from bot.wiring import audit_store
+    from bot.wiring import record_entry
 
     entry = AuditEntry(
         actor=cli_actor(),
@@ -107,11 +125,7 @@ def record_cli(
         parameters=parameters or {},
     )
     try:
-        store, engine = audit_store(settings)
-        try:
-            store.record(entry)
-        finally:
-            engine.dispose()
+        record_entry(settings, entry)
     except (AuditUnavailable, ConfigError) as err:
         if not quiet:
             warn(f"audit trail unavailable: {err.message}")
@@ -127,8 +141,6 @@ def diagnose_command(
     *, redis_url: str | None, target: str | None, full: bool, as_json: bool
 ) -> int:
     """``redis-mem diagnose``: exit 1 when critical."""
-    from bot.diagnosis.serialize import diagnosis_to_dict
-    from bot.presenters.terminal import print_renderable, render_diagnosis
     from bot.redisinfo.client import check_url
     from bot.wiring import diagnosis_service, targets_for
 
@@ -161,8 +173,12 @@ def diagnose_command(
         parameters=params,
     )
     if as_json:
+        from bot.diagnosis.serialize import diagnosis_to_dict
+
         print_json(diagnosis_to_dict(diagnosis))
     else:
+        from bot.presenters.terminal import print_renderable, render_diagnosis
+
         print_renderable(render_diagnosis(diagnosis))
     return _exit_code(diagnosis)
 
@@ -172,8 +188,6 @@ def capacity_command(
 ) -> int:
     """``redis-mem capacity``: the runbook formula."""
     from bot.diagnosis.capacity import plan_capacity
-    from bot.diagnosis.serialize import capacity_to_dict
-    from bot.presenters.terminal import print_renderable, render_capacity
     from bot.units import parse_size
 
     settings = Settings.load()
@@ -204,8 +218,12 @@ def capacity_command(
         summary=f"{plan.sessions:,} sessions x {plan.session_size} B: {plan.maxmemory_directive}",
     )
     if as_json:
+        from bot.diagnosis.serialize import capacity_to_dict
+
         print_json(capacity_to_dict(plan))
     else:
+        from bot.presenters.terminal import print_renderable, render_capacity
+
         print_renderable(render_capacity(plan))
     return EXIT_OK
 

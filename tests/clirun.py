@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,12 +24,27 @@ class CliResult:
     stderr: str
 
 
+@functools.cache
+def private_data_home() -> str:
+    """An ``XDG_DATA_HOME`` of this test process's own, removed at exit.
+
+    A command run without ``DATABASE_URL`` writes its audit trail to the user's data
+    directory: never the real one of whoever runs the tests.
+    """
+    path = tempfile.mkdtemp(prefix="redis-mem-xdg-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def clean_env(**env: str) -> dict[str, str]:
-    """This process's environment without any of the bot's settings, plus ``env``."""
+    """This process's environment without any of the bot's settings, plus ``env``.
+
+    ``XDG_DATA_HOME`` is a private temp directory unless ``env`` names one.
+    """
     base = {
         k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "SLACK_", "DATABASE_"))
     }
-    return {**base, **env}
+    return {**base, "XDG_DATA_HOME": private_data_home(), **env}
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> CliResult:

@@ -18,7 +18,7 @@ from bot.errors import ConfigError
 
 # Execution option that makes the next SQLite transaction take the write lock at BEGIN.
 WRITE_LOCK = "audit_write_lock"
-SQLITE_BUSY_SECONDS = 15.0
+SQLITE_BUSY_SECONDS = 15.0  # bot.audit.sqlite_append's too (the CLI's writer)
 PG_CONNECT_TIMEOUT_SECONDS = 5
 # The drivers the package installs; any other one would fail later on a missing module.
 DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")

@@ -1,4 +1,10 @@
-"""Apply and check Alembic migrations of the audit database, from any working directory."""
+"""Apply and check Alembic migrations of the audit database, from any working directory.
+
+Alembic is imported only to migrate (or to explain why a database is behind): every CLI
+command checks the schema, and Alembic's machinery costs more start-up time than most
+commands' work. The check reads ``alembic_version`` with one plain SELECT and compares
+it with ``HEAD_REVISION`` (``bot.audit.revision``; docs/decisions/runtime.md).
+"""
 
 from __future__ import annotations
 
@@ -6,18 +12,19 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, inspect, text
 
 from bot.audit.engine import make_engine
 from bot.audit.failures import DB_ERRORS, unavailable
+from bot.audit.revision import HEAD_REVISION, VERSION_TABLE
 from bot.errors import ConfigError, UsageError
 from bot.limits import echo
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 MIGRATIONS_ENV = "REDIS_MEM_MIGRATIONS_DIR"
 
@@ -35,6 +42,8 @@ def migrations_dir() -> Path:
 
 def alembic_config(*, connection: Connection | None = None) -> Config:
     """An Alembic Config built in code: no alembic.ini, no dependence on the cwd."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
     if connection is not None:
@@ -43,20 +52,29 @@ def alembic_config(*, connection: Connection | None = None) -> Config:
 
 
 def head_revision() -> str:
-    """The newest revision the code ships."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    """The newest revision the code ships, as Alembic reads it from the migrations folder."""
+    head = _scripts().get_current_head()
     if head is None:
         raise ConfigError("audit migrations folder has no revisions")
     return head
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The revision the database is at (None: never migrated); AuditUnavailable if unreachable."""
+    """The revision the database is at (None: never migrated); AuditUnavailable if unreachable.
+
+    A plain SELECT of ``alembic_version``, as Alembic's MigrationContext reads it, without
+    importing Alembic. Several rows (branches, which we never make) read as None: never
+    taken for the head, so they reach Alembic's own upgrade or the "behind" error.
+    """
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            if not inspect(conn).has_table(VERSION_TABLE):
+                return None
+            rows = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars()
+            versions = [str(version) for version in rows]
     except DB_ERRORS as err:
         raise unavailable(engine, err, doing="reading its migration revision") from None
+    return versions[0] if len(versions) == 1 else None
 
 
 def upgrade(engine: Engine, *, revision: str = "head") -> None:
@@ -64,6 +82,8 @@ def upgrade(engine: Engine, *, revision: str = "head") -> None:
 
     ``revision``: ``head``, ``+N`` (N steps forward) or a revision id the code ships.
     """
+    from alembic import command
+
     revision = _checked_revision(revision, end="head", step="+")
     _run(engine, lambda config: command.upgrade(config, revision))
 
@@ -73,6 +93,8 @@ def downgrade(engine: Engine, *, revision: str) -> None:
 
     ``revision``: ``base``, ``-N`` (N steps back) or a revision id the code ships.
     """
+    from alembic import command
+
     revision = _checked_revision(revision, end="base", step="-")
     _run(engine, lambda config: command.downgrade(config, revision))
 
@@ -98,13 +120,20 @@ def _checked_revision(revision: str, *, end: str, step: str) -> str:
 
 
 def _scripts() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config())
 
 
 def prepare_database(url: str) -> None:
-    """Start-up check for ``serve``: migrate SQLite; refuse a PostgreSQL behind head."""
+    """Before writing: migrate SQLite when behind; refuse a PostgreSQL behind head.
+
+    At head (every run but the first after an upgrade) this is one SELECT, no Alembic.
+    """
     engine = make_engine(url)
     try:
+        if current_revision(engine) == HEAD_REVISION:
+            return
         if engine.dialect.name == "sqlite":
             upgrade(engine)
             return
@@ -132,7 +161,10 @@ def check_exists(engine: Engine) -> None:
 
 def ensure_current(engine: Engine) -> None:
     """Raise ConfigError unless the database is at the head revision."""
-    current, head = current_revision(engine), head_revision()
+    current = current_revision(engine)
+    if current == HEAD_REVISION:
+        return
+    head = head_revision()  # Alembic's reading: for the message, and should the constant lag
     if current != head:
         raise ConfigError(
             f"audit database is at revision {current or 'none'}, code needs {head}: "
@@ -141,6 +173,8 @@ def ensure_current(engine: Engine) -> None:
 
 
 def _run(engine: Engine, step: Callable[[Config], object]) -> None:
+    from alembic.util.exc import CommandError
+
     try:
         with engine.connect() as conn:
             step(alembic_config(connection=conn))
