@@ -9,6 +9,7 @@ from __future__ import annotations
 import faulthandler
 import logging
 import signal
+import sys
 import threading
 from types import FrameType
 
@@ -26,6 +27,8 @@ from bot.web import ReadyCheck, create_web_app
 
 log = logging.getLogger(__name__)
 
+GIL_SWITCH_SECONDS = 0.001
+
 
 def serve(
     *,
@@ -41,6 +44,10 @@ def serve(
     # process before any Python handler runs: leave at least the failing thread's stack in
     # the log. The known cause, SQLite's -shm file, is refused before use (bot.audit.shm_guard).
     faulthandler.enable(all_threads=False)
+    # Acks and the work share one interpreter: a thread waiting for the GIL gets it after
+    # at most this long, not Python's 5 ms, so an ack waits less behind a diagnosis
+    # (bench/slack_ack.py; docs/decisions/slack.md).
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
     if not settings.slack_app_token:
         web = create_web_app(registry=registry, bolt_app=app, ready=ready)
         run_http(web, host=host, port=settings.port)

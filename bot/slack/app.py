@@ -12,8 +12,9 @@ from slack_sdk import WebClient
 from bot.audit.entry import AuditSink
 from bot.config import Settings
 from bot.errors import ConfigError
+from bot.runtime.pool import BoundedPool
 from bot.services.diagnose import DiagnosisService
-from bot.slack.deps import AuditReader, SlackDeps
+from bot.slack.deps import AuditReader, SlackDeps, aside_pool, work_pool
 from bot.slack.listeners import register_all
 from bot.slack.metrics import BotMetrics
 from bot.slack.retry import alert_retry_handlers, listener_retry_handlers
@@ -36,14 +37,17 @@ def build_app(
     remediation: RemediationService | None = None,
     fix_executor: Executor | None = None,
     health: HealthService | None = None,
+    work: BoundedPool | None = None,
+    aside: BoundedPool | None = None,
 ) -> App:
     """A Bolt App with every listener registered.
 
     Bolt calls ``auth.test`` here to check the token: a rejected token or an
     unreachable Slack becomes a one-line ConfigError. ``process_before_response``
-    is False so Bolt acks within Slack's 3 s and listeners may run longer: every
-    listener acks first, so the client's bounded retries (429 with a short Retry-After,
-    500/503, dropped connections; see bot/slack/retry.py) never delay an ack.
+    is True: every listener acks and hands its work to ``work`` (bot/slack/afterack.py)
+    and returns, so Bolt answers the HTTP request as soon as the listener returns, and
+    neither the work nor the client's bounded retries (429 with a short Retry-After,
+    500/503, dropped connections; see bot/slack/retry.py) ever delay an ack.
     """
     token, secret = slack_credentials(settings)
     client = WebClient(
@@ -53,7 +57,13 @@ def build_app(
         retry_handlers=listener_retry_handlers(),
     )
     try:
-        app = App(client=client, signing_secret=secret, process_before_response=False)
+        app = App(
+            client=client,
+            signing_secret=secret,
+            # Our listeners only ack and hand work over (bot/slack/afterack.py), so Bolt
+            # may run them before answering: no thread hop, no 10 ms polling for the ack.
+            process_before_response=True,
+        )
     except BoltError:
         # Bolt's message embeds the whole auth.test answer; one line is enough here.
         raise ConfigError("Slack did not accept SLACK_BOT_TOKEN (auth.test failed)") from None
@@ -69,6 +79,8 @@ def build_app(
         remediation=remediation,
         fix_executor=fix_executor,
         health=health,
+        work=work or work_pool(workers=settings.slack_workers, queue=settings.slack_queue),
+        aside=aside or aside_pool(),
     )
     register_all(app, deps)
     return app

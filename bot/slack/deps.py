@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from bot.audit.entry import AuditSink
 from bot.audit.store import StoredEntry
-from bot.config import Settings
+from bot.config import DEFAULT_SLACK_QUEUE, DEFAULT_SLACK_WORKERS, Settings
 from bot.diagnosis.model import Diagnosis
+from bot.runtime.pool import BoundedPool
 from bot.services.diagnose import DiagnosisService
 from bot.slack.metrics import BotMetrics
 
@@ -40,6 +41,31 @@ class SlackDeps:
     fix_executor: Executor | None = None
     remediation: RemediationService | None = None  # None: fix/pending answer "not configured"
     health: HealthService | None = None  # None: alert buttons and ``alerts`` say "not configured"
+    # Where every listener's work runs after its ack (bot/slack/afterack.py); the
+    # composition root owns it so SIGTERM stops it (tests get a default one).
+    work: BoundedPool = field(
+        default_factory=lambda: work_pool(workers=DEFAULT_SLACK_WORKERS, queue=DEFAULT_SLACK_QUEUE)
+    )
+    # Book-keeping after an ack (audit rows of refused commands, "busy" notices).
+    aside: BoundedPool = field(default_factory=lambda: aside_pool())
+
+
+# The work runs at a lower CPU priority than the acks (``bot.runtime.pool.lower_priority``).
+WORK_NICE = 10
+ASIDE_WORKERS = 2
+ASIDE_QUEUE = 256
+
+
+def work_pool(*, workers: int, queue: int) -> BoundedPool:
+    """The pool the listeners hand their work to, once acked."""
+    return BoundedPool(workers=workers, queue=queue, name="redis-mem-slack", nice=WORK_NICE)
+
+
+def aside_pool() -> BoundedPool:
+    """The small pool of book-keeping after acks."""
+    return BoundedPool(
+        workers=ASIDE_WORKERS, queue=ASIDE_QUEUE, name="redis-mem-aside", nice=WORK_NICE
+    )
 
 
 def timed_diagnosis(deps: SlackDeps, target: str) -> Diagnosis:

@@ -17,6 +17,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.errors import RedisMemError, Refused
+from bot.slack.afterack import click_then_work, teller
 from bot.slack.alerts_view import NOT_CONFIGURED
 from bot.slack.blocks.alert import ACK_ACTION, SNOOZE_ACTIONS
 from bot.slack.blocks.common import escape
@@ -35,16 +36,33 @@ def register(app: App, deps: SlackDeps) -> None:
     def on_acknowledge(
         ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
     ) -> None:
-        ack()
-        clicked(deps=deps, body=body, action=action, client=client, hours=None)
+        later(deps, ack, body=body, action=action, client=client, hours=None)
 
     @app.action(SNOOZE_PATTERN)
     def on_snooze(
         ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
     ) -> None:
-        ack()
         hours = SNOOZE_ACTIONS[str(action.get("action_id"))]
-        clicked(deps=deps, body=body, action=action, client=client, hours=hours)
+        later(deps, ack, body=body, action=action, client=client, hours=hours)
+
+
+def later(
+    deps: SlackDeps,
+    ack: Ack,
+    *,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: WebClient,
+    hours: int | None,
+) -> None:
+    """Ack, then ``clicked`` on the work pool (a full pool: ack and one private line)."""
+    click_then_work(
+        deps,
+        ack=ack,
+        say=teller(client, Click.from_body(body)),
+        work=lambda: clicked(deps=deps, body=body, action=action, client=client, hours=hours),
+        what="an alert click",
+    )
 
 
 def clicked(

@@ -1,9 +1,10 @@
 """Approve / Reject buttons: ack at once, decide in the background, update the message in place.
 
-Approvals run on a small dedicated executor, not in Bolt's listener pool (5
-threads by default): an action that expires 100,000 keys at the rate limit
-takes seconds, and it must not starve the slash commands and clicks that
-share that pool. See docs/decisions/approval-flow-slack.md.
+Approvals run on a small dedicated executor (``FixPool``), not on the Slack work pool
+that answers commands and other clicks (``bot.slack.afterack``): an action that expires
+100,000 keys at the rate limit takes seconds, and it must not starve the slash
+commands that share that pool. Rejections are short and use the work pool. See
+docs/decisions/approval-flow-slack.md.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from slack_sdk import WebClient
 
 from bot.approvals.model import ApprovalRequest, LaggingMessage, RequestState
 from bot.errors import RedisMemError, Refused
+from bot.slack.afterack import click_then_work, teller
 from bot.slack.blocks.approval import APPROVE_ACTION, REJECT_ACTION
 from bot.slack.blocks.common import escape
 from bot.slack.clicks import Click, tell
@@ -58,9 +60,16 @@ def register(app: App, deps: SlackDeps) -> None:
     def on_reject(
         ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
     ) -> None:
-        ack()  # a rejection is one UPDATE and one audit row: Bolt's thread is fine
         click, request_id = Click.from_body(body), str(action.get("value") or "")
-        decide(deps=deps, click=click, request_id=request_id, client=client, approve=False)
+        click_then_work(
+            deps,
+            ack=ack,
+            say=teller(client, click),
+            work=lambda: decide(
+                deps=deps, click=click, request_id=request_id, client=client, approve=False
+            ),
+            what="a rejection",
+        )
 
 
 def guarded(*, deps: SlackDeps, click: Click, request_id: str, client: WebClient) -> None:

@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.errors import RedisMemError, UsageError
 from bot.remediation.catalogue import get_action
+from bot.slack.afterack import click_then_work, teller
 from bot.slack.approval_post import post_request
 from bot.slack.blocks.common import escape
 from bot.slack.blocks.diagnosis import REQUEST_ACTION_PREFIX
@@ -30,7 +31,7 @@ from bot.slack.blocks.modal import (
     fix_modal,
     submitted_values,
 )
-from bot.slack.clicks import Click, tell
+from bot.slack.clicks import Click
 from bot.slack.deps import SlackDeps
 from bot.slack.fix import NOT_CONFIGURED, service_of
 
@@ -46,8 +47,14 @@ def register(app: App, deps: SlackDeps) -> None:
     def on_fix_request(
         ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
     ) -> None:
-        ack()
-        open_form(deps=deps, click=Click.from_body(body), action=action, client=client)
+        click = Click.from_body(body)
+        click_then_work(
+            deps,
+            ack=ack,
+            say=teller(client, click),
+            work=lambda: open_form(deps=deps, click=click, action=action, client=client),
+            what="opening a fix form",
+        )
 
     @app.view(FIX_MODAL)
     def on_fix_submitted(
@@ -61,9 +68,7 @@ def open_form(*, deps: SlackDeps, click: Click, action: dict[str, Any], client: 
     action_id = str(action.get("action_id", "")).removeprefix(REQUEST_ACTION_PREFIX)
     target = str(action.get("value") or "") or None
 
-    def say(text: str) -> None:
-        tell(client, user=click.user_id, channel=click.channel, text=text)
-
+    say = teller(client, click)
     if deps.remediation is None:
         say(f"⚠ {NOT_CONFIGURED}")
         return
@@ -92,7 +97,7 @@ def open_form(*, deps: SlackDeps, click: Click, action: dict[str, Any], client: 
 def submit_form(
     *, deps: SlackDeps, ack: Ack, click: Click, view: dict[str, Any], client: WebClient
 ) -> None:
-    """Field errors in the ack; then request, post the approval message, attach it."""
+    """Field errors in the ack; then, on the pool: request, post the approval message."""
     try:
         meta = ModalContext.loads(view.get("private_metadata"))
         service = service_of(deps)
@@ -105,22 +110,22 @@ def submit_form(
     if errors:
         ack(response_action="errors", errors=errors)
         return
-    ack()
     channel = meta.channel or click.user_id  # no channel (a DM with the app): post to the user
+    say = teller(client, click, meta.channel)
 
-    def say(text: str) -> None:
-        tell(client, user=click.user_id, channel=meta.channel, text=text)
+    def work() -> None:
+        try:
+            request = service.request(
+                actor=click.actor,
+                action_id=meta.action,
+                target_name=meta.target,
+                raw_params=values,
+                channel=channel,
+                team=click.team_id,
+            )
+        except RedisMemError as err:
+            say(f"⚠ {escape(meta.action)} on {escape(meta.target)}: {escape(err.message)}")
+            return
+        post_request(service=service, request=request, channel=channel, client=client, say=say)
 
-    try:
-        request = service.request(
-            actor=click.actor,
-            action_id=meta.action,
-            target_name=meta.target,
-            raw_params=values,
-            channel=channel,
-            team=click.team_id,
-        )
-    except RedisMemError as err:
-        say(f"⚠ {escape(meta.action)} on {escape(meta.target)}: {escape(err.message)}")
-        return
-    post_request(service=service, request=request, channel=channel, client=client, say=say)
+    click_then_work(deps, ack=ack, say=say, work=work, what=f"requesting {meta.action}")

@@ -1,4 +1,4 @@
-"""``/redis-mem``: ack at once, then do the work and post the answer in the channel."""
+"""``/redis-mem``: ack at once, then do the work on the pool and post the answer."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from slack_sdk.errors import SlackApiError
 from bot.audit.scrub import REDACTED, scrub_text, scrub_words
 from bot.errors import RedisMemError, UsageError
 from bot.limits import preview
+from bot.slack.afterack import BUSY, RESTARTING, ack_then_work, aside
 from bot.slack.auditing import command_entry, record
 from bot.slack.blocks.common import Message, clip
 from bot.slack.commands import known_subcommand, route
@@ -38,11 +39,12 @@ def register(app: App, deps: SlackDeps) -> None:
 def handle(
     *, deps: SlackDeps, ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond
 ) -> None:
-    """Route, ack within Slack's 3 s, run, audit, answer.
+    """Route, ack, then run, audit and answer on the work pool (never on Bolt's thread).
 
     Everything said back is scrubbed (``scrub_text``): errors repeat what was typed,
     and a user may type a password. ``route`` bounds the text before anything reads
-    it, so an over-long command costs a length check and a one-line ack.
+    it, so an over-long command costs a length check and a one-line ack. When the pool
+    is full the ack says "busy" and nothing runs (``bot.slack.afterack``).
     """
     request = SlashRequest.from_payload(command)
     try:
@@ -50,23 +52,44 @@ def handle(
     except UsageError as err:
         reason = said(err.message, typed=request.text)
         ack(text=f"⚠ {reason}", response_type="ephemeral")
-        reject(deps=deps, request=request, reason=reason)
+        aside(deps, lambda: reject(deps=deps, request=request, reason=reason), what="audit")
         return
     if job.progress is None:  # instant (help): the answer is the ack itself
         result = job.run(request)
         ack(text=result.message.text, blocks=result.message.blocks, response_type="ephemeral")
-        finish(deps=deps, request=request, job=job, result=result)
+        aside(
+            deps, lambda: finish(deps=deps, request=request, job=job, result=result), what="audit"
+        )
         return
-    ack(text=said(job.progress, typed=request.text), response_type="ephemeral")
-    result = run(job, request)
-    warning = finish(deps=deps, request=request, job=job, result=result)
-    answer(
-        request=request,
-        result=result,
-        warning=warning,
-        client=client,
-        respond=respond,
-        ephemeral=job.ephemeral,
+    progress = said(job.progress, typed=request.text)
+
+    def work() -> None:
+        result = run(job, request)
+        warning = finish(deps=deps, request=request, job=job, result=result)
+        answer(
+            request=request,
+            result=result,
+            warning=warning,
+            client=client,
+            respond=respond,
+            ephemeral=job.ephemeral,
+        )
+
+    def busy() -> None:
+        ack(text=BUSY, response_type="ephemeral")
+        aside(
+            deps,
+            lambda: reject(deps=deps, request=request, reason=BUSY[2:], outcome="busy"),
+            what="audit",
+        )
+
+    ack_then_work(
+        deps.work,
+        ack=lambda: ack(text=progress, response_type="ephemeral"),
+        busy=busy,
+        work=work,
+        what=f"/redis-mem {job.subcommand}",
+        dropped=lambda: reply_error(respond=respond, text=RESTARTING),
     )
 
 
@@ -96,14 +119,16 @@ def finish(*, deps: SlackDeps, request: SlashRequest, job: Job, result: Result) 
     return record(deps.audit, entry)
 
 
-def reject(*, deps: SlackDeps, request: SlashRequest, reason: str) -> None:
-    """Count and audit a command refused for bad arguments (the ack already said why)."""
+def reject(
+    *, deps: SlackDeps, request: SlashRequest, reason: str, outcome: str = "rejected"
+) -> None:
+    """Count and audit a command refused (bad arguments; ``busy``): the ack said why."""
     subcommand = known_subcommand(request.text)
-    deps.metrics.command_handled(subcommand=subcommand, outcome="rejected")
+    deps.metrics.command_handled(subcommand=subcommand, outcome=outcome)
     entry = command_entry(
         request=request,
         subcommand=subcommand,
-        outcome="rejected",
+        outcome=outcome,
         summary=reason,
         parameters={"text": safe_text(request.text)},
     )
