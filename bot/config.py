@@ -17,11 +17,13 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from bot.datadir import default_database_url
 from bot.errors import ConfigError, TargetNotFound, UsageError
 from bot.units import MAX_DURATION_SECONDS, parse_duration
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
-DEFAULT_DATABASE_URL = "sqlite:///redis-mem.db"
+DEFAULT_SLACK_WORKERS = 4
+DEFAULT_SLACK_QUEUE = 32
 DEFAULT_TARGET_NAME = "default"
 # A Slack channel as chat.postMessage takes it: an id (C..., G... private) or a name
 # (#ops, lower case, at most 80 characters).
@@ -190,7 +192,8 @@ class Settings(BaseSettings):
     )
 
     redis_url: str = Field(DEFAULT_REDIS_URL, validation_alias="REDIS_URL")
-    database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias="DATABASE_URL")
+    # A factory, read when Settings are built: the user's data directory (bot/datadir.py).
+    database_url: str = Field(default_factory=default_database_url, validation_alias="DATABASE_URL")
     targets_file: Path | None = Field(None, validation_alias="REDIS_MEM_TARGETS_FILE")
     slack_bot_token: str | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
     slack_signing_secret: str | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
@@ -204,13 +207,30 @@ class Settings(BaseSettings):
     )
     session_pattern: str = Field("session:*", validation_alias="REDIS_MEM_SESSION_PATTERN")
     sample_size: int = Field(1000, ge=10, le=100_000, validation_alias="REDIS_MEM_SAMPLE_SIZE")
-    # 20k keys/s keeps a full scan under ~20% of one Redis core (6-9 us of Redis time
-    # per key measured in bench/keyspace.py), so production traffic keeps its latency.
-    scan_rate: int = Field(
-        20_000,
-        ge=100,
-        validation_alias="REDIS_MEM_SCAN_RATE",
-        description="--full: at most this many keys per second",
+    # The full scan measures what each batch costs Redis and sleeps to stay under this
+    # share of one core (bot/redisinfo/pacing.py); nan fails gt/le, so it is refused.
+    scan_budget: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        validation_alias="REDIS_MEM_SCAN_BUDGET",
+        description="--full: share of one Redis core the scan may use (1.0: as fast as possible)",
+    )
+    # Slack work (diagnoses, answers, clicks) runs on its own threads, so acks never wait
+    # behind it; beyond workers + queue the ack says "busy" (bot/runtime/pool.py).
+    slack_workers: int = Field(
+        DEFAULT_SLACK_WORKERS,
+        ge=1,
+        le=64,
+        validation_alias="REDIS_MEM_SLACK_WORKERS",
+        description="Slack requests worked on at once (acks are never held by them)",
+    )
+    slack_queue: int = Field(
+        DEFAULT_SLACK_QUEUE,
+        ge=0,
+        le=1000,
+        validation_alias="REDIS_MEM_SLACK_QUEUE",
+        description="Slack requests that may wait for a worker; more are answered 'busy'",
     )
     approval_ttl_minutes: int = Field(
         15,
@@ -224,6 +244,14 @@ class Settings(BaseSettings):
         ge=1,
         validation_alias="REDIS_MEM_MAX_KEYS",
         description="a key action (expire, evict) touches at most this many keys",
+    )
+    # The default (RemediationLimits.rate) adds well under 1 ms to other clients' p99;
+    # lower it on a loaded store (a slower fix is also easier to cancel in time).
+    fix_rate: int = Field(
+        20_000,
+        ge=100,
+        validation_alias="REDIS_MEM_FIX_RATE",
+        description="a key action (expire, evict) changes at most this many keys per second",
     )
     thresholds: Thresholds = Field(
         default_factory=Thresholds,

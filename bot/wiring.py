@@ -1,6 +1,12 @@
 """The composition root: the one place that turns settings into adapters and services.
 
 Faces (CLI, Slack, scheduler) call these builders; nothing else constructs adapters.
+
+Each builder imports the adapters and services it builds, inside its body: a CLI command
+loads only its own machinery (``diagnose`` never loads Alembic, Slack or the approvals,
+nor the Kubernetes client without a target that has coordinates; ``capacity`` not even
+Redis), which is most of its start-up time (docs/decisions/runtime.md,
+bench/cli_start.py). Names used only in signatures are imported for the type checker.
 """
 
 from __future__ import annotations
@@ -10,41 +16,31 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
-from sqlalchemy import Engine
 
-from bot.approvals.policy import ApproverPolicy, GroupResolver
-from bot.approvals.service import RemediationService
-from bot.approvals.store import ApprovalStore
-from bot.audit.engine import make_engine
-from bot.audit.entry import AuditSink
-from bot.audit.migrate import prepare_database
-from bot.audit.store import SqlAuditStore
 from bot.clock import utc_now
 from bot.config import DEFAULT_TARGET_NAME, Settings, Target, first_error, load_targets
 from bot.errors import UsageError
-from bot.health.digest import diagnose_for_alert
-from bot.health.rulesfile import load_rules
-from bot.health.service import HealthService
-from bot.health.store import SqlHealthStore
-from bot.kube.lazy import LazyCluster
-from bot.redisinfo.ops import LiveRedisOps
-from bot.redisinfo.probe import LiveRedisProbe
-from bot.redisinfo.sampler import LiveSampleSource
-from bot.redisinfo.snapshot import RedisProbe
-from bot.remediation.model import RemediationLimits
-from bot.remediation.ports import Cluster, RedisOps
-from bot.services.diagnose import DiagnosisService
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from slack_sdk import WebClient
+    from sqlalchemy import Engine
 
+    from bot.approvals.policy import GroupResolver
+    from bot.approvals.service import RemediationService
+    from bot.audit.entry import AuditEntry, AuditSink
+    from bot.audit.store import SqlAuditStore
     from bot.health.foreground import ForegroundChecks
     from bot.health.ports import Notifier
     from bot.health.rules import RuleBook
+    from bot.health.service import HealthService
+    from bot.kube.cluster import KubeCluster
+    from bot.redisinfo.snapshot import RedisProbe
+    from bot.remediation.ports import Cluster, RedisOps
     from bot.runtime.scheduler import JobScheduler
     from bot.runtime.worker import WakeableWorker
+    from bot.services.diagnose import DiagnosisService
 
 
 def targets_for(
@@ -65,20 +61,35 @@ def targets_for(
 
 
 def diagnosis_service(
-    settings: Settings, targets: dict[str, Target] | None = None
+    settings: Settings, targets: dict[str, Target] | None = None, *, cluster: Cluster | None = None
 ) -> DiagnosisService:
-    """A DiagnosisService over real Redis connections (one per diagnosis)."""
+    """A DiagnosisService over real Redis connections (one per diagnosis).
+
+    Targets with Kubernetes coordinates are compared with their ConfigMap's redis.conf
+    (drift) through ``cluster``; None connects lazily on the first such diagnosis, each
+    read bounded by REDIS_MEM_CHECK_TIMEOUT so an unreachable API cannot stall it.
+    """
+    from bot.kube.lazy import LazyCluster  # the client itself loads on first use only
+    from bot.redisinfo.probe import LiveRedisProbe
+    from bot.remediation.persisted import ConfigMapRedisConf
+    from bot.services.diagnose import DiagnosisService
 
     def probe_for(target: Target) -> RedisProbe:
         return LiveRedisProbe(
-            name=target.name, url=target.connection_url(), scan_rate=settings.scan_rate
+            name=target.name, url=target.connection_url(), scan_budget=settings.scan_budget
         )
+
+    def connect() -> KubeCluster:
+        from bot.kube.cluster import KubeCluster
+
+        return KubeCluster.connect(timeout=settings.check_timeout)
 
     return DiagnosisService(
         targets=targets if targets is not None else load_targets(settings),
         probe_factory=probe_for,
         thresholds=settings.thresholds,
         sample_size=settings.sample_size,
+        persisted=ConfigMapRedisConf(cluster if cluster is not None else LazyCluster(connect)),
     )
 
 
@@ -87,9 +98,33 @@ def audit_store(settings: Settings) -> tuple[SqlAuditStore, Engine]:
 
     Raises ConfigError (schema behind) or AuditUnavailable (database unreachable).
     """
+    from bot.audit.engine import make_engine
+    from bot.audit.migrate import prepare_database
+    from bot.audit.store import SqlAuditStore
+    from bot.datadir import ensure_default_database_dir
+
+    ensure_default_database_dir(settings.database_url)  # the first write creates its folder
     prepare_database(settings.database_url)
     engine = make_engine(settings.database_url)
     return SqlAuditStore(engine), engine
+
+
+def record_entry(settings: Settings, entry: AuditEntry) -> None:
+    """Write one audit row for a short-lived process (a CLI command), then let go.
+
+    A plain SQLite file at head takes the stdlib writer (``bot.audit.sqlite_append``:
+    the same row, without SQLAlchemy's start-up cost); anything else the audit store,
+    which creates, migrates or refuses. Raises ConfigError or AuditUnavailable.
+    """
+    from bot.audit.sqlite_append import try_append
+
+    if try_append(settings.database_url, entry):
+        return
+    store, engine = audit_store(settings)
+    try:
+        store.record(entry)
+    finally:
+        engine.dispose()
 
 
 def database_ready(engine: Engine) -> Callable[[], bool]:
@@ -117,6 +152,13 @@ def remediation_service(
     ``cluster``: None connects lazily (kubeconfig or in-cluster) on the first
     Kubernetes call. Raises ConfigError for a malformed REDIS_MEM_APPROVERS.
     """
+    from bot.approvals.policy import ApproverPolicy
+    from bot.approvals.service import RemediationService
+    from bot.approvals.store import ApprovalStore
+    from bot.kube.lazy import LazyCluster
+    from bot.redisinfo.ops import LiveRedisOps
+    from bot.remediation.model import RemediationLimits
+
     kube: Cluster = cluster if cluster is not None else LazyCluster()  # connects on first use
 
     def adapters(target: Target) -> tuple[Cluster, RedisOps]:
@@ -128,7 +170,7 @@ def remediation_service(
         diagnosis=diagnosis,
         adapters=adapters,
         policy=ApproverPolicy.parse(settings.approvers, resolver=resolver),
-        limits=RemediationLimits(max_keys=settings.max_keys),
+        limits=RemediationLimits(max_keys=settings.max_keys, rate=settings.fix_rate),
         ttl=timedelta(minutes=settings.approval_ttl_minutes),
         clock=clock,
     )
@@ -149,6 +191,12 @@ def health_service(
     ``diagnosis``: when given, alerts that fire carry a fresh diagnosis. Raises
     ConfigError for a bad REDIS_MEM_RULES_FILE.
     """
+    from bot.health.digest import diagnose_for_alert
+    from bot.health.rulesfile import load_rules
+    from bot.health.service import HealthService
+    from bot.health.store import SqlHealthStore
+    from bot.redisinfo.sampler import LiveSampleSource
+
     diagnoser = None
     if diagnosis is not None:
         diagnoser = diagnose_for_alert(lambda name: diagnosis.diagnose(name), clock=clock)
@@ -189,6 +237,7 @@ def run_bot(settings: Settings) -> None:
     from bot.runtime.component import Runtime
     from bot.serve import serve
     from bot.slack.app import alert_client, build_app, slack_credentials
+    from bot.slack.deps import aside_pool, work_pool
     from bot.slack.groups import SlackGroupResolver
     from bot.slack.listeners.approvals import fix_executor
     from bot.slack.metrics import BotMetrics
@@ -210,6 +259,8 @@ def run_bot(settings: Settings) -> None:
         settings, engine=engine, audit=store, client=slack, diagnosis=diagnosis
     )
     fixes = fix_executor()
+    work = work_pool(workers=settings.slack_workers, queue=settings.slack_queue)
+    aside = aside_pool()
     app = build_app(
         settings=settings,
         diagnosis=diagnosis,
@@ -219,13 +270,19 @@ def run_bot(settings: Settings) -> None:
         remediation=remediation,
         fix_executor=fixes,
         health=health,
+        work=work,
+        aside=aside,
     )
     scheduler = scheduled_jobs(settings, remediation=remediation, client=slack, health=health)
     add_audit_backlog_sweep(scheduler, engine=engine, audit=store, client=slack)
+    from bot.slack.expiry import recover_interrupted
+
+    recover_interrupted(service=remediation, client=slack)  # what a dead process left running
     try:
-        # The fix pool stops first (SIGTERM): queued approvals are not started and their
-        # approvers told, running fixes finish while the scheduler and outbox still run.
-        Runtime([scheduler, outbox, fixes]).run(
+        # The Slack work pool stops first (SIGTERM), then the fix pool: queued requests and
+        # approvals are not started and their askers told; running ones finish while the
+        # scheduler and outbox still run.
+        Runtime([scheduler, outbox, fixes, aside, work]).run(
             lambda: serve(
                 settings=settings, app=app, registry=registry, ready=database_ready(engine)
             )
@@ -248,6 +305,7 @@ def alert_outbox(
     A check round or a click wakes the worker; it also polls, for failed deliveries.
     """
     from bot.health.dispatch import Dispatcher
+    from bot.health.store import SqlHealthStore
     from bot.runtime.worker import WakeableWorker
     from bot.slack.notifier import SlackNotifier
 
@@ -270,6 +328,7 @@ def add_audit_backlog_sweep(
 ) -> None:
     """Every few seconds, write the audit rows applied changes still owe (bot.approvals.backlog)."""
     from bot.approvals.backlog import AuditBacklog
+    from bot.approvals.store import ApprovalStore
     from bot.slack.audit_backlog import SWEEP_SECONDS, BacklogSweep
 
     backlog = AuditBacklog(store=ApprovalStore(engine), audit=audit, clock=utc_now)
@@ -314,6 +373,7 @@ def private_health_engine() -> Engine:
     """A migrated in-memory SQLite database, private to this process and safe across threads."""
     from sqlalchemy.pool import QueuePool
 
+    from bot.audit.engine import make_engine
     from bot.audit.migrate import upgrade
 
     # The database lives in its one connection, so the pool must never drop it. A pool of
@@ -337,6 +397,7 @@ def history_engine(settings: Settings) -> tuple[Engine, str | None]:
     When DATABASE_URL cannot be read (a missing SQLite file, a schema behind head, an
     unreachable server), an empty private database instead, and the one-line reason.
     """
+    from bot.audit.engine import make_engine
     from bot.audit.migrate import check_readable
     from bot.errors import AuditUnavailable, ConfigError
 
@@ -362,8 +423,12 @@ def foreground_checks(
     clock: Callable[[], datetime] = utc_now,
 ) -> ForegroundChecks:
     """Health checks of ``targets`` whose alert state lives in a private database."""
+    from bot.audit.store import SqlAuditStore
     from bot.health.dispatch import Dispatcher
     from bot.health.foreground import ForegroundChecks
+    from bot.health.service import HealthService
+    from bot.health.store import SqlHealthStore
+    from bot.redisinfo.sampler import LiveSampleSource
 
     engine = private_health_engine()
     store = SqlHealthStore(engine)
@@ -392,6 +457,8 @@ def watch_checks(
     settings: Settings, *, targets: Mapping[str, Target], notifier: Notifier
 ) -> ForegroundChecks:
     """``redis-mem watch``: the configured rules and cadence; ConfigError for a bad rules file."""
+    from bot.health.rulesfile import load_rules
+
     return foreground_checks(
         targets=targets,
         rules=load_rules(settings.rules_file),
