@@ -235,6 +235,7 @@ def run_bot(settings: Settings) -> None:
     from prometheus_client import CollectorRegistry
 
     from bot.runtime.component import Runtime
+    from bot.runtime.pool import Foreground
     from bot.serve import serve
     from bot.slack.app import alert_client, build_app, slack_credentials
     from bot.slack.deps import aside_pool, work_pool
@@ -259,8 +260,9 @@ def run_bot(settings: Settings) -> None:
         settings, engine=engine, audit=store, client=slack, diagnosis=diagnosis
     )
     fixes = fix_executor()
-    work = work_pool(workers=settings.slack_workers, queue=settings.slack_queue)
-    aside = aside_pool()
+    acks = Foreground()  # the work waits for the acks in flight (bot/slack/app.py)
+    work = work_pool(workers=settings.slack_workers, queue=settings.slack_queue, after=acks)
+    aside = aside_pool(after=acks)
     app = build_app(
         settings=settings,
         diagnosis=diagnosis,
@@ -272,6 +274,7 @@ def run_bot(settings: Settings) -> None:
         health=health,
         work=work,
         aside=aside,
+        foreground=acks,
     )
     scheduler = scheduled_jobs(settings, remediation=remediation, client=slack, health=health)
     add_audit_backlog_sweep(scheduler, engine=engine, audit=store, client=slack)

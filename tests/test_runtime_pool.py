@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from bot.runtime.pool import BoundedPool
+from bot.runtime.pool import BoundedPool, Foreground
 from tests.slackcheck import wait_until
 
 
@@ -81,3 +81,28 @@ def test_a_slot_reserved_before_stop_is_told_when_it_runs_after() -> None:
 def test_a_pool_needs_a_worker() -> None:
     with pytest.raises(ValueError):
         BoundedPool(workers=0, queue=1)
+
+
+def test_a_job_starts_only_once_the_acks_in_flight_are_done() -> None:
+    acks = Foreground(max_wait=30)  # longer than the test: only the ack's end releases it
+    pool = BoundedPool(workers=1, queue=0, after=acks)
+    ran = threading.Event()
+    with acks.acking():
+        slot = pool.reserve()
+        assert slot is not None
+        slot.run(ran.set, what="work")
+        assert not ran.wait(0.2)  # held while the ack is in flight
+    assert ran.wait(10)
+    pool.stop()
+
+
+def test_a_flood_of_acks_delays_a_job_by_max_wait_at_most() -> None:
+    acks = Foreground(max_wait=0.05)
+    pool = BoundedPool(workers=1, queue=0, after=acks)
+    ran = threading.Event()
+    with acks.acking():  # never ends before the job has run
+        slot = pool.reserve()
+        assert slot is not None
+        slot.run(ran.set, what="work")
+        assert ran.wait(10)
+    pool.stop()

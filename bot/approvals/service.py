@@ -124,7 +124,8 @@ class RemediationService:
         """The modal: parameters prefilled from a fresh diagnosis, and why it cannot run (if so)."""
         action = get_action(action_id)
         target = self._diagnosis.target(target_name)
-        ctx = self._context(target)
+        # Only a prefill (the request diagnoses afresh): share a diagnosis already running.
+        ctx = self._context(target, shared=True)
         try:
             params = action.defaults(ctx)
             reasons = tuple(action.preconditions(ctx, params))
@@ -389,9 +390,11 @@ class RemediationService:
 
     # Helpers ------------------------------------------------------------------------------
 
-    def _context(self, target: Target) -> ActionContext:
-        """A context on a FRESH diagnosis of ``target`` (RedisUnavailable propagates)."""
-        diagnosis = self._diagnosis.diagnose(target.name)
+    def _context(self, target: Target, *, shared: bool = False) -> ActionContext:
+        """A context on a FRESH diagnosis of ``target`` (RedisUnavailable propagates);
+        ``shared``: one running for another reader will do (``DiagnosisService.shared``)."""
+        read = self._diagnosis.shared if shared else self._diagnosis.diagnose
+        diagnosis = read(target.name)
         cluster, redis = self._adapters(target)
         return ActionContext(
             target=target,

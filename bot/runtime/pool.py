@@ -15,12 +15,46 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
 Job = Callable[[], object]  # what it returns is ignored
+
+
+class Foreground:
+    """Requests being acknowledged right now; background jobs wait (bounded) for none.
+
+    A job starts only once no ack is in flight, or after ``max_wait`` at most: in a
+    burst of twenty commands the twenty acks go first, then the work, instead of the
+    first command's diagnosis taking the GIL from the nineteen acks behind it.
+    """
+
+    def __init__(self, *, max_wait: float = 0.1) -> None:
+        """``max_wait``: the longest a job waits for acks (so a flood cannot starve it)."""
+        self._cond = threading.Condition()
+        self._busy = 0
+        self._max_wait = max_wait
+
+    @contextmanager
+    def acking(self) -> Iterator[None]:
+        """Around one request's ack (a Bolt middleware does it for every request)."""
+        with self._cond:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy -= 1
+                if not self._busy:
+                    self._cond.notify_all()
+
+    def wait_idle(self) -> None:
+        """Return once no ack is in flight, or after ``max_wait``."""
+        with self._cond:
+            self._cond.wait_for(lambda: not self._busy, timeout=self._max_wait)
 
 
 class Slot:
@@ -52,14 +86,22 @@ class BoundedPool:
     """``workers`` threads and at most ``queue`` jobs waiting; a ``Component`` (``stop``)."""
 
     def __init__(
-        self, *, workers: int, queue: int, name: str = "work-pool", nice: int | None = None
+        self,
+        *,
+        workers: int,
+        queue: int,
+        name: str = "work-pool",
+        nice: int | None = None,
+        after: Foreground | None = None,
     ) -> None:
         """``workers`` jobs run at once, ``queue`` more may wait; beyond that ``reserve``
-        answers None. ``nice``: the workers' threads run at that lower CPU priority."""
+        answers None. ``nice``: the workers' threads run at that lower CPU priority;
+        ``after``: each job starts once those acks are done (``Foreground``)."""
         if workers < 1 or queue < 0:
             raise ValueError("a pool needs a worker and a non-negative queue")
         self.name = name
         self.capacity = workers + queue
+        self._after = after
         self._executor = ThreadPoolExecutor(
             max_workers=workers,
             thread_name_prefix=name,
@@ -86,7 +128,7 @@ class BoundedPool:
 
     def _queue(self, job: Job, *, what: str, dropped: Job | None) -> None:
         with self._lock:
-            future = None if self._stopping else self._executor.submit(_logged, job, what)
+            future = None if self._stopping else self._executor.submit(self._run, job, what)
             if future is None:
                 self._taken -= 1
             elif dropped is not None:
@@ -97,6 +139,11 @@ class BoundedPool:
             return
         # Outside the lock: a job already done runs this callback here, at once.
         future.add_done_callback(self._finished)
+
+    def _run(self, job: Job, what: str) -> None:
+        if self._after is not None:
+            self._after.wait_idle()
+        _logged(job, what)
 
     def _finished(self, future: Future[None]) -> None:
         with self._lock:

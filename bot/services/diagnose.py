@@ -7,7 +7,7 @@ compared with the redis.conf it restarts with (its ConfigMap): configuration dri
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.config import Target, Thresholds, pick_target
 from bot.diagnosis.drift import PersistedConf
@@ -15,6 +15,7 @@ from bot.diagnosis.engine import diagnose
 from bot.diagnosis.model import Diagnosis
 from bot.redisinfo.snapshot import ProgressFn, RedisProbe
 from bot.remediation.persisted import PersistedConfig, configmap_where, has_kube_coordinates
+from bot.services.singleflight import SingleFlight
 
 # Builds the adapter for one target; the composition root passes the real one in.
 ProbeFactory = Callable[[Target], RedisProbe]
@@ -30,6 +31,10 @@ class DiagnosisService:
     sample_size: int = 1000
     # None: drift is not compared (``Diagnosis.drift`` None, no finding).
     persisted: PersistedConfig | None = None
+    # Sampled diagnoses asked for while one of the same target runs share it (``shared``).
+    flight: SingleFlight[str, Diagnosis] = field(
+        default_factory=SingleFlight, repr=False, compare=False
+    )
 
     def target(self, name: str | None) -> Target:
         """The named target (or the default); raises TargetNotFound."""
@@ -52,6 +57,13 @@ class DiagnosisService:
             progress=progress,
         )
         return diagnose(snapshot, self.thresholds, self._persisted(target))
+
+    def shared(self, target_name: str | None = None) -> Diagnosis:
+        """A sampled diagnosis, shared with every caller asking for the same target while
+        it runs (``bot.services.singleflight``): for answers that only read, such as
+        ``status`` asked by twenty people at once. A fix's checks call ``diagnose``."""
+        name = self.target(target_name).name
+        return self.flight.do(name, lambda: self.diagnose(name))
 
     def _persisted(self, target: Target) -> PersistedConf | None:
         """The target's persisted redis.conf, or the one-line reason it is not compared.

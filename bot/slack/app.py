@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING
 
-from slack_bolt import App
+from slack_bolt import App, BoltResponse
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 
 from bot.audit.entry import AuditSink
 from bot.config import Settings
 from bot.errors import ConfigError
-from bot.runtime.pool import BoundedPool
+from bot.runtime.pool import BoundedPool, Foreground
 from bot.services.diagnose import DiagnosisService
 from bot.slack.deps import AuditReader, SlackDeps, aside_pool, work_pool
 from bot.slack.listeners import register_all
@@ -39,6 +40,7 @@ def build_app(
     health: HealthService | None = None,
     work: BoundedPool | None = None,
     aside: BoundedPool | None = None,
+    foreground: Foreground | None = None,
 ) -> App:
     """A Bolt App with every listener registered.
 
@@ -70,6 +72,7 @@ def build_app(
     except OSError as err:  # URLError: Slack (or SLACK_API_URL) unreachable
         reason = getattr(err, "reason", err)
         raise ConfigError(f"cannot reach the Slack API to check the bot token: {reason}") from None
+    acks = foreground or Foreground()
     deps = SlackDeps(
         settings=settings,
         diagnosis=diagnosis,
@@ -79,11 +82,24 @@ def build_app(
         remediation=remediation,
         fix_executor=fix_executor,
         health=health,
-        work=work or work_pool(workers=settings.slack_workers, queue=settings.slack_queue),
-        aside=aside or aside_pool(),
+        work=work
+        or work_pool(workers=settings.slack_workers, queue=settings.slack_queue, after=acks),
+        aside=aside or aside_pool(after=acks),
     )
+    register_acks_first(app, acks)
     register_all(app, deps)
     return app
+
+
+def register_acks_first(app: App, acks: Foreground) -> None:
+    """Every request, from its first middleware to its listener's return, is an ack in
+    flight: the work pools start no job meanwhile (``bot.runtime.pool.Foreground``).
+    Registered first, so it spans Bolt's own checks too; HTTP and Socket Mode alike."""
+
+    @app.middleware
+    def acks_first(next_: Callable[[], BoltResponse]) -> BoltResponse:
+        with acks.acking():
+            return next_()
 
 
 def alert_client(settings: Settings) -> WebClient:

@@ -11,7 +11,7 @@ from bot.audit.entry import AuditSink
 from bot.audit.store import StoredEntry
 from bot.config import DEFAULT_SLACK_QUEUE, DEFAULT_SLACK_WORKERS, Settings
 from bot.diagnosis.model import Diagnosis
-from bot.runtime.pool import BoundedPool
+from bot.runtime.pool import BoundedPool, Foreground
 from bot.services.diagnose import DiagnosisService
 from bot.slack.metrics import BotMetrics
 
@@ -56,19 +56,28 @@ ASIDE_WORKERS = 2
 ASIDE_QUEUE = 256
 
 
-def work_pool(*, workers: int, queue: int) -> BoundedPool:
-    """The pool the listeners hand their work to, once acked."""
-    return BoundedPool(workers=workers, queue=queue, name="redis-mem-slack", nice=WORK_NICE)
+def work_pool(*, workers: int, queue: int, after: Foreground | None = None) -> BoundedPool:
+    """The pool the listeners hand their work to, once acked; its jobs start after the
+    acks in flight (``after``, see ``build_app``)."""
+    return BoundedPool(
+        workers=workers, queue=queue, name="redis-mem-slack", nice=WORK_NICE, after=after
+    )
 
 
-def aside_pool() -> BoundedPool:
+def aside_pool(after: Foreground | None = None) -> BoundedPool:
     """The small pool of book-keeping after acks."""
     return BoundedPool(
-        workers=ASIDE_WORKERS, queue=ASIDE_QUEUE, name="redis-mem-aside", nice=WORK_NICE
+        workers=ASIDE_WORKERS,
+        queue=ASIDE_QUEUE,
+        name="redis-mem-aside",
+        nice=WORK_NICE,
+        after=after,
     )
 
 
 def timed_diagnosis(deps: SlackDeps, target: str) -> Diagnosis:
-    """Diagnose one target, timing it in the duration histogram."""
+    """Diagnose one target, timing it in the duration histogram; a diagnosis of it
+    already running for another ``status``/``diagnose``/``keys`` is shared, not repeated
+    (fixes take their own, uncoalesced readings)."""
     with deps.metrics.diagnosis_seconds.labels(target=target).time():
-        return deps.diagnosis.diagnose(target)
+        return deps.diagnosis.shared(target)
