@@ -188,15 +188,7 @@ class ApprovalStore:
 
     def beat(self, request_id: str, *, boot: str, at: datetime) -> bool:
         """Refresh the heartbeat of our own execution; False when the row is no longer ours."""
-        stmt = (
-            update(REQUESTS)
-            .where(
-                ApprovalRow.id == request_id,
-                ApprovalRow.state == RequestState.EXECUTING.value,
-                ApprovalRow.executor_boot == boot,
-            )
-            .values(heartbeat_at=at)
-        )
+        stmt = _run_by(request_id, boot).values(heartbeat_at=at)
         return self._write(stmt, doing="refreshing an execution heartbeat") == 1
 
     def interrupt(
@@ -206,15 +198,7 @@ class ApprovalStore:
         ``stale_before``, its heartbeat still older than that): a live executor that
         refreshed meanwhile keeps its request. True if this call won."""
         _check(changes)
-        stmt = (
-            update(REQUESTS)
-            .where(
-                ApprovalRow.id == request_id,
-                ApprovalRow.state == RequestState.EXECUTING.value,
-                ApprovalRow.executor_boot == boot,
-            )
-            .values(state=RequestState.INTERRUPTED.value, **changes)
-        )
+        stmt = _run_by(request_id, boot).values(state=RequestState.INTERRUPTED.value, **changes)
         if stale_before is not None:
             stmt = stmt.where(ApprovalRow.heartbeat_at < stale_before)
         return self._write(stmt, doing="marking an approval request interrupted") == 1
@@ -298,3 +282,12 @@ def _request(row: Row[Any]) -> ApprovalRequest:
     shown = data.get("shown_state")
     data["shown_state"] = None if shown is None else RequestState(shown)
     return ApprovalRequest(**{name: data[name] for name in _COLUMNS})
+
+
+def _run_by(request_id: str, boot: str) -> Any:
+    """An UPDATE of ``request_id`` only while it is EXECUTING and run by ``boot``."""
+    return update(REQUESTS).where(
+        ApprovalRow.id == request_id,
+        ApprovalRow.state == RequestState.EXECUTING.value,
+        ApprovalRow.executor_boot == boot,
+    )

@@ -10,6 +10,7 @@ over. An ack never waits behind another request's work, nor behind an audit row
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from slack_sdk import WebClient
 
@@ -62,6 +63,24 @@ def click_then_work(
 
     return ack_then_work(
         deps.work, ack=ack, busy=busy, work=work, what=what, dropped=lambda: say(RESTARTING)
+    )
+
+
+def request_button(
+    deps: SlackDeps,
+    *,
+    ack: Ack,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: WebClient,
+    work: Callable[[Click, str], object],
+    what: str,
+) -> bool:
+    """A button whose value is a request id (reject, cancel): ``work(click, request_id)``
+    on the pool once acked (``click_then_work``)."""
+    click, request_id = Click.from_body(body), str(action.get("value") or "")
+    return click_then_work(
+        deps, ack=ack, say=teller(client, click), work=lambda: work(click, request_id), what=what
     )
 
 

@@ -18,7 +18,7 @@ from slack_sdk import WebClient
 
 from bot.approvals.model import ApprovalRequest, LaggingMessage, RequestState
 from bot.errors import RedisMemError, Refused
-from bot.slack.afterack import click_then_work, teller
+from bot.slack.afterack import request_button
 from bot.slack.blocks.approval import APPROVE_ACTION, REJECT_ACTION
 from bot.slack.blocks.common import escape
 from bot.slack.clicks import Click, tell
@@ -60,12 +60,13 @@ def register(app: App, deps: SlackDeps) -> None:
     def on_reject(
         ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
     ) -> None:
-        click, request_id = Click.from_body(body), str(action.get("value") or "")
-        click_then_work(
+        request_button(
             deps,
             ack=ack,
-            say=teller(client, click),
-            work=lambda: decide(
+            body=body,
+            action=action,
+            client=client,
+            work=lambda click, request_id: decide(
                 deps=deps, click=click, request_id=request_id, client=client, approve=False
             ),
             what="a rejection",

@@ -20,7 +20,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.errors import RedisMemError
-from bot.slack.afterack import click_then_work, teller
+from bot.slack.afterack import request_button
 from bot.slack.blocks.approval import CANCEL_ACTION
 from bot.slack.blocks.common import escape
 from bot.slack.clicks import Click, tell
@@ -37,12 +37,15 @@ def register(app: App, deps: SlackDeps) -> None:
     def on_cancel(
         ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
     ) -> None:
-        click, request_id = Click.from_body(body), str(action.get("value") or "")
-        click_then_work(
+        request_button(
             deps,
             ack=ack,
-            say=teller(client, click),
-            work=lambda: cancel_click(deps=deps, click=click, request_id=request_id, client=client),
+            body=body,
+            action=action,
+            client=client,
+            work=lambda click, request_id: cancel_click(
+                deps=deps, click=click, request_id=request_id, client=client
+            ),
             what="a cancel",
         )
 
