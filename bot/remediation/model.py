@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 from bot.clock import utc_now
@@ -135,13 +136,27 @@ class Preview:
         )
 
 
+class StepKind(StrEnum):
+    """What a step does; behaviour keys on this, never on a step's label."""
+
+    CHECK = "check"  # reads only (a precondition re-checked): not part of the state line
+    LIVE = "live"  # a live change (CONFIG SET): lost at the next restart
+    POD = "pod"  # the Redis pod itself (its memory limit, its deletion)
+    CHANGE = "change"  # any other change (ConfigMap, Deployment, keys, pods)
+
+
 @dataclass(frozen=True)
 class Step:
-    """One step of an execution: done or not, and what it did or why it failed."""
+    """One step of an execution: done or not, and what it did or why it failed.
+
+    ``attempted`` False: an earlier step failed hard, so this one never ran.
+    """
 
     name: str
     ok: bool
     detail: str
+    kind: StepKind = StepKind.CHANGE
+    attempted: bool = True
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from bot.remediation.model import (
     RemediationLimits,
     Risk,
     Step,
+    StepKind,
     Verification,
 )
 from bot.remediation.params import ParamSpec, parse_params
@@ -175,26 +176,30 @@ class Run:
     def __init__(self, action_id: str) -> None:
         self.action_id = action_id
         self.steps: list[Step] = []
-        self.failed: str | None = None  # name of the step that failed hard
+        self.failed: Step | None = None  # the step that failed hard
         self.soft: list[str] = []  # steps that did not apply but let the rest run
 
-    def step(self, name: str, fn: Callable[[], str]) -> bool:
+    def step(self, name: str, fn: Callable[[], str], *, kind: StepKind = StepKind.CHANGE) -> bool:
         """Run ``fn`` (returns what it did) unless a step failed before; True on success."""
         if self.failed is not None:
-            self.steps.append(Step(name, False, "not attempted"))
+            self.steps.append(Step(name, False, "not attempted", kind, attempted=False))
             return False
         try:
             detail = fn()
         except SoftFailure as err:
-            self.steps.append(Step(name, False, str(err)))
+            self.steps.append(Step(name, False, str(err), kind))
             self.soft.append(name)
             return False
         except RedisMemError as err:
-            self.steps.append(Step(name, False, str(err)))
-            self.failed = name
+            self.failed = Step(name, False, str(err), kind)
+            self.steps.append(self.failed)
             return False
-        self.steps.append(Step(name, True, detail))
+        self.steps.append(Step(name, True, detail, kind))
         return True
+
+    def of_kind(self, kind: StepKind) -> list[Step]:
+        """The steps of ``kind``, in order."""
+        return [s for s in self.steps if s.kind is kind]
 
     def ok(self, name: str) -> bool:
         """Whether step ``name`` ran and succeeded."""
@@ -215,11 +220,11 @@ class Run:
         """The result; ``state`` says what was done, what failed and what that means."""
         parts = []
         for s in self.steps:
-            if s.ok and s.name.startswith("check "):
+            if s.ok and s.kind is StepKind.CHECK:
                 continue  # a check changes nothing: not part of the state
             if s.ok:
                 parts.append(s.detail)
-            elif s.detail == "not attempted":
+            elif not s.attempted:
                 parts.append(f"{s.name} NOT changed (not attempted)")
             else:
                 parts.append(f"{s.name} NOT changed ({s.detail})")

@@ -20,6 +20,7 @@ from bot.remediation.model import (
     ExecutionResult,
     Params,
     Preview,
+    StepKind,
     Verification,
 )
 from bot.remediation.ports import BulkProgress, StopFlag
@@ -116,7 +117,7 @@ class RestartRedis(Action[PodState]):
             names = ctx.cluster.delete_pods(namespace=k.namespace, label_selector=k.pod_selector)
             return f"deleted pods {', '.join(names) or '(none)'}: the Deployment starts new ones"
 
-        run.step("delete pods", delete)
+        run.step("delete pods", delete, kind=StepKind.POD)
         return run.result("" if run.complete else "nothing was deleted")
 
     def verify(self, before: Diagnosis, after: Diagnosis, params: Params) -> Verification:

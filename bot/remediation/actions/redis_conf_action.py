@@ -35,6 +35,7 @@ from bot.remediation.model import (
     ExecutionResult,
     Params,
     Preview,
+    StepKind,
 )
 from bot.remediation.ports import BulkProgress, StopFlag
 from bot.remediation.redisconf import (
@@ -54,7 +55,8 @@ class ConfState:
     text: str
     resource_version: str
     live: dict[str, str | None]  # CONFIG GET value; None when CONFIG is unavailable
-    resources: dict[str, dict[str, str]] | None = None  # raise-maxmemory only
+    # The Redis container's requests/limits, read by the actions that size the pod.
+    resources: dict[str, dict[str, str]] | None = None
     drift: tuple[Drift, ...] = ()  # live settings the ConfigMap says otherwise about
 
 
@@ -80,7 +82,7 @@ class RedisConfigAction(Action[ConfState]):
         return self.directives(ctx, params)
 
     def show_live(self, name: str, value: str) -> str:
-        """A live value as people read it (raise-maxmemory: ``1024mb`` rather than bytes)."""
+        """A live value as people read it (a size as ``1024mb`` rather than bytes)."""
         return value
 
     def validate(self, ctx: ActionContext, params: Params) -> None:
@@ -169,10 +171,12 @@ class RedisConfigAction(Action[ConfState]):
         run = Run(self.id)
         if preview is not None:
             # Before any change: a live value set and then a 409 would be a partial change.
-            run.step("check ConfigMap", lambda: self._unchanged_since(ctx, preview))
+            check = partial(self._unchanged_since, ctx, preview)
+            run.step("check ConfigMap", check, kind=StepKind.CHECK)
         for name, value in self.live_values(ctx, params).items():
             shown = self.show_live(name, value)
-            run.step(f"live {name}", partial(_config_set, ctx, name, value, shown))
+            set_live = partial(_config_set, ctx, name, value, shown)
+            run.step(f"live {name}", set_live, kind=StepKind.LIVE)
         run.step("ConfigMap", lambda: self._patch_configmap(ctx, params, preview))
         self.more_steps(ctx, params, run, preview)
         return run.result(self.consequence(run))
@@ -180,16 +184,16 @@ class RedisConfigAction(Action[ConfState]):
     def more_steps(
         self, ctx: ActionContext, params: Params, run: Run, preview: Preview | None
     ) -> None:
-        """Steps after the ConfigMap (raise-maxmemory: the pod resources)."""
+        """Steps after the ConfigMap (a subclass's own, e.g. the pod's resources)."""
 
     def consequence(self, run: Run) -> str:
         """What a partial result means for the running Redis."""
-        live_ok = [s for s in run.steps if s.name.startswith("live ") and s.ok]
-        live_all = [s for s in run.steps if s.name.startswith("live ")]
+        live_all = run.of_kind(StepKind.LIVE)
+        live_ok = [s for s in live_all if s.ok]
         cm_ok = run.ok("ConfigMap")
         if run.complete:
             return ""
-        if run.failed is not None and run.failed.startswith("live "):
+        if run.failed is not None and run.failed.kind is StepKind.LIVE:
             return (
                 "the ConfigMap was NOT written: a value Redis refuses would stop it from starting"
                 + ("" if live_ok else "; nothing changed")

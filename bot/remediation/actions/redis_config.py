@@ -26,6 +26,7 @@ from bot.remediation.model import (
     Params,
     Preview,
     RemediationLimits,
+    StepKind,
     Verification,
 )
 from bot.remediation.params import (
@@ -197,7 +198,7 @@ class RaiseMaxmemory(RedisConfigAction):
         self, ctx: ActionContext, params: Params, run: Run, preview: Preview | None
     ) -> None:
         """Patch the Redis container's memory limit/request (rolls the pod)."""
-        run.step("Deployment", lambda: self._patch_pod(ctx, params))
+        run.step("Deployment", lambda: self._patch_pod(ctx, params), kind=StepKind.POD)
 
     def _patch_pod(self, ctx: ActionContext, params: Params) -> str:
         pod = _pod_patch(params, _resources(ctx))
@@ -216,7 +217,7 @@ class RaiseMaxmemory(RedisConfigAction):
 
     def consequence(self, run: Run) -> str:
         """A failed Deployment patch leaves Redis allowed to grow past the old pod limit."""
-        if run.failed == "Deployment":
+        if run.failed is not None and run.failed.kind is StepKind.POD:
             return (
                 "Redis runs with the new maxmemory under the OLD pod memory limit: it may be "
                 "OOM-killed before it evicts; raise the limit or lower maxmemory"
