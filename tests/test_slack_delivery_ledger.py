@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
+from bot.approvals.ledger import MessageLedger
 from bot.approvals.model import ApprovalRequest, RequestState
-from bot.approvals.store import ApprovalStore, MessageLedger
+from bot.approvals.store import ApprovalStore
 from tests.approvals_support import Clock
 from tests.dbfixtures import db_engine, db_url  # noqa: F401 (fixtures)
 

@@ -22,14 +22,19 @@ from bot.approvals.events import request_event
 from bot.approvals.gate import Gate
 from bot.approvals.liveness import ExecutorId
 from bot.approvals.model import Actor, ApprovalRequest, Origin, RequestState
+from bot.approvals.ports import ApprovalStorePort
 from bot.approvals.running import Running
-from bot.approvals.store import ApprovalStore
 from bot.audit.entry import AuditSink
 from bot.remediation.actions.key_runs import cancellable
 
 
 def claim(
-    store: ApprovalStore, gate: Gate, request: ApprovalRequest, approver: Actor, *, me: ExecutorId
+    store: ApprovalStorePort,
+    gate: Gate,
+    request: ApprovalRequest,
+    approver: Actor,
+    *,
+    me: ExecutorId,
 ) -> ApprovalRequest:
     """PENDING -> EXECUTING by ``approver``, run by ``me``; refused (audited) when lost."""
     now = gate.now()
@@ -54,7 +59,7 @@ def claim(
 class Canceller:
     """The cancel use case over the service's store, gate and running executions."""
 
-    store: ApprovalStore
+    store: ApprovalStorePort
     audit: AuditSink
     gate: Gate
     running: Running

@@ -26,9 +26,9 @@ from typing import Any
 
 from bot.approvals.events import request_event
 from bot.approvals.model import Actor, ApprovalRequest, RequestState
+from bot.approvals.ports import ApprovalStorePort
 from bot.approvals.progress import ProgressReporter
 from bot.approvals.running import StopSignal
-from bot.approvals.store import ApprovalStore
 from bot.approvals.unrecorded import Backlog, encode, unrecorded_error, with_backlog
 from bot.audit.entry import AuditEntry, AuditSink
 from bot.config import Target
@@ -52,7 +52,7 @@ class Execution:
         *,
         request: ApprovalRequest,
         approver: Actor,
-        store: ApprovalStore,
+        store: ApprovalStorePort,
         audit: AuditSink,
         diagnosis: DiagnosisService,
         context: ContextFactory,

@@ -22,7 +22,7 @@ from bot.approvals.model import (
     valid_request_id,
 )
 from bot.approvals.policy import ApproverPolicy
-from bot.approvals.store import ApprovalStore
+from bot.approvals.ports import ApprovalStorePort
 from bot.audit.entry import AuditEntry, AuditSink
 from bot.errors import RedisMemError, Refused
 
@@ -42,7 +42,7 @@ class Gate:
     def __init__(
         self,
         *,
-        store: ApprovalStore,
+        store: ApprovalStorePort,
         audit: AuditSink,
         policy: ApproverPolicy,
         clock: Callable[[], datetime],

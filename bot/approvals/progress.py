@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.approvals.model import ApprovalRequest
-from bot.approvals.store import ApprovalStore
+from bot.approvals.ports import ApprovalStorePort
 
 Progress = Callable[[ApprovalRequest], None]
 
@@ -28,7 +28,7 @@ class ProgressReporter:
     def __init__(
         self,
         *,
-        store: ApprovalStore,
+        store: ApprovalStorePort,
         request: ApprovalRequest,
         notify: Progress | None,
         clock: Callable[[], datetime],

@@ -22,7 +22,7 @@ from typing import Any
 from bot.approvals.events import request_event
 from bot.approvals.liveness import ExecutorId, Liveness, executor_of, restarted_here, stale
 from bot.approvals.model import SCHEDULER, ApprovalRequest, RequestState
-from bot.approvals.store import ApprovalStore
+from bot.approvals.ports import ApprovalStorePort
 from bot.audit.entry import AuditSink
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class Recovery:
     def __init__(
         self,
         *,
-        store: ApprovalStore,
+        store: ApprovalStorePort,
         audit: AuditSink,
         me: ExecutorId,
         clock: Callable[[], datetime],

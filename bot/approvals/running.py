@@ -23,7 +23,7 @@ from datetime import datetime
 
 from bot.approvals.liveness import ExecutorId, Liveness
 from bot.approvals.model import RequestState
-from bot.approvals.store import ApprovalStore
+from bot.approvals.ports import ApprovalStorePort
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class StopSignal:
         self,
         *,
         request_id: str,
-        store: ApprovalStore,
+        store: ApprovalStorePort,
         me: ExecutorId,
         poll: float,
         monotonic: Callable[[], float],
@@ -91,7 +91,7 @@ class Running:
     def __init__(
         self,
         *,
-        store: ApprovalStore,
+        store: ApprovalStorePort,
         me: ExecutorId,
         clock: Callable[[], datetime],
         liveness: Liveness | None = None,

@@ -24,6 +24,7 @@ from bot.approvals.cancel import Canceller, claim
 from bot.approvals.events import loose_event, request_event
 from bot.approvals.execution import Execution
 from bot.approvals.gate import EXECUTING_LIMIT, Gate
+from bot.approvals.ledger import MessageLedger
 from bot.approvals.liveness import ExecutorId, Liveness
 from bot.approvals.model import (
     ActionForm,
@@ -35,10 +36,10 @@ from bot.approvals.model import (
     valid_request_id,
 )
 from bot.approvals.policy import ApproverPolicy
+from bot.approvals.ports import ApprovalStorePort
 from bot.approvals.progress import Progress, ProgressReporter
 from bot.approvals.recovery import Recovery
 from bot.approvals.running import Running, StopSignal
-from bot.approvals.store import ApprovalStore, MessageLedger
 from bot.audit.entry import AuditEntry, AuditSink
 from bot.clock import utc_now
 from bot.config import Target
@@ -63,7 +64,7 @@ class RemediationService:
     def __init__(
         self,
         *,
-        store: ApprovalStore,
+        store: ApprovalStorePort,
         audit: AuditSink,
         diagnosis: DiagnosisService,
         adapters: AdapterFactory,

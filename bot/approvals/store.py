@@ -11,14 +11,13 @@ The message columns (migration 0004) say what the request's Slack message last s
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, Row, insert, or_, select, update
 
-from bot.approvals.model import ApprovalRequest, LaggingMessage, RequestState, resync_delay
+from bot.approvals.model import ApprovalRequest, LaggingMessage, RequestState
 from bot.approvals.table import REQUESTS, ApprovalRow
 from bot.audit.engine import WRITE_LOCK
 from bot.audit.failures import DB_ERRORS, unavailable
@@ -233,31 +232,6 @@ class ApprovalStore:
                     return int(conn.execute(stmt).rowcount)
         except DB_ERRORS as err:
             raise unavailable(self.engine, err, doing=doing) from None
-
-
-class MessageLedger:
-    """What each request's Slack message shows, and when a lagging one is tried again."""
-
-    def __init__(self, store: ApprovalStore, clock: Callable[[], datetime]) -> None:
-        self._store = store
-        self._clock = clock
-
-    def shown(self, request: ApprovalRequest) -> None:
-        """The message now shows ``request.state``: its redelivery (if any) stops."""
-        self._store.mark_shown(request.id, request.state, at=self._clock())
-
-    def failed(
-        self, lag: LaggingMessage, *, retry_after: float | None = None, gave_up: str | None = None
-    ) -> None:
-        """Another failed update: back off (never sooner than Slack's ``Retry-After``), or
-        stop for good with ``gave_up`` saying why (the message was deleted, say)."""
-        attempts = lag.attempts + 1
-        due = None if gave_up else self._clock() + resync_delay(attempts, retry_after)
-        self._store.mark_lagging(lag.request.id, attempts=attempts, due_at=due, error=gave_up)
-
-    def lagging(self, limit: int = 50) -> list[LaggingMessage]:
-        """Final requests whose message shows an older state, due for another update now."""
-        return self._store.lagging(self._clock(), limit=limit)
 
 
 def _check(changes: dict[str, Any]) -> None:
