@@ -1,4 +1,7 @@
-"""The ``redis-mem`` command end to end: real process, real redis-server, exit codes."""
+"""The ``redis-mem`` command end to end: real redis-server, real audit trail, exit codes.
+
+In process (``invoke_cli``); the runbook's example also runs as the console script.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.clirun import CliResult, run_cli
+from tests.clirun import CliResult, invoke_cli, run_cli
 from tests.conftest import RedisFactory
 
 
@@ -29,6 +32,7 @@ def assert_one_line_error(result: CliResult, *needles: str) -> None:
 
 
 def test_capacity_runbook_example_json(db_env: dict[str, str]) -> None:
+    """As the runbook types it: the console script, in its own process."""
     result = run_cli(
         "capacity",
         "--users",
@@ -48,7 +52,7 @@ def test_capacity_runbook_example_json(db_env: dict[str, str]) -> None:
 
 
 def test_capacity_table_for_humans(db_env: dict[str, str]) -> None:
-    result = run_cli(
+    result = invoke_cli(
         "capacity",
         "--users",
         "10000",
@@ -77,18 +81,18 @@ def test_capacity_table_for_humans(db_env: dict[str, str]) -> None:
 def test_capacity_garbage_is_one_line_exit_2(
     args: list[str], needle: str, db_env: dict[str, str]
 ) -> None:
-    assert_one_line_error(run_cli("capacity", *args, env=db_env), needle)
+    assert_one_line_error(invoke_cli("capacity", *args, env=db_env), needle)
 
 
 def test_unknown_command_is_exit_2(db_env: dict[str, str]) -> None:
-    assert_one_line_error(run_cli("diagnoze", env=db_env), "diagnoze")
+    assert_one_line_error(invoke_cli("diagnoze", env=db_env), "diagnoze")
 
 
 def test_diagnose_unreachable_redis(db_env: dict[str, str]) -> None:
     from tests.redisserver import free_port
 
     url = f"redis://127.0.0.1:{free_port()}/0"
-    assert_one_line_error(run_cli("diagnose", "--redis-url", url, env=db_env), "127.0.0.1")
+    assert_one_line_error(invoke_cli("diagnose", "--redis-url", url, env=db_env), "127.0.0.1")
 
 
 def test_diagnose_wrong_password_never_shows_it(
@@ -96,7 +100,7 @@ def test_diagnose_wrong_password_never_shows_it(
 ) -> None:
     server = redis_factory(password="right-horse")
     url = f"redis://:wrong-battery@127.0.0.1:{server.port}/0"
-    result = run_cli("diagnose", "--redis-url", url, env=db_env)
+    result = invoke_cli("diagnose", "--redis-url", url, env=db_env)
     assert_one_line_error(result)
     assert "wrong-battery" not in result.stderr + result.stdout
 
@@ -114,10 +118,10 @@ def test_diagnose_wrong_password_never_shows_it(
 def test_diagnose_malformed_url_is_one_line_without_the_password(
     url: str, db_env: dict[str, str]
 ) -> None:
-    result = run_cli("diagnose", "--redis-url", url, env=db_env)
+    result = invoke_cli("diagnose", "--redis-url", url, env=db_env)
     assert_one_line_error(result, "redis")
     assert "pw-never-shown" not in result.stderr + result.stdout
-    trail = run_cli("audit", "list", "--json", env=db_env)
+    trail = invoke_cli("audit", "list", "--json", env=db_env)
     assert trail.code == 0 and json.loads(trail.stdout)  # the failure is audited...
     assert "pw-never-shown" not in trail.stdout  # ...without the password
 
@@ -126,14 +130,14 @@ def test_diagnose_unknown_target(tmp_path: Path, db_env: dict[str, str]) -> None
     targets = tmp_path / "targets.yaml"
     targets.write_text("targets:\n  - name: prod\n    redis_url: redis://127.0.0.1:1/0\n")
     env = {**db_env, "REDIS_MEM_TARGETS_FILE": str(targets)}
-    assert_one_line_error(run_cli("diagnose", "--target", "staging", env=env), "staging", "prod")
+    assert_one_line_error(invoke_cli("diagnose", "--target", "staging", env=env), "staging", "prod")
 
 
 def test_diagnose_bad_targets_file(tmp_path: Path, db_env: dict[str, str]) -> None:
     targets = tmp_path / "targets.yaml"
     targets.write_text("targets: [ {name: prod, redis_url: ")
     env = {**db_env, "REDIS_MEM_TARGETS_FILE": str(targets)}
-    assert_one_line_error(run_cli("diagnose", env=env), "targets file")
+    assert_one_line_error(invoke_cli("diagnose", env=env), "targets file")
 
 
 def test_diagnose_password_from_env_var(
@@ -146,11 +150,11 @@ def test_diagnose_password_from_env_var(
         f"    redis_url: redis://127.0.0.1:{server.port}/0\n    password_env: PROD_REDIS_PASSWORD\n"
     )
     env = {**db_env, "REDIS_MEM_TARGETS_FILE": str(targets), "PROD_REDIS_PASSWORD": "s3cret-pass"}
-    result = run_cli("diagnose", "--target", "prod", "--json", env=env)
+    result = invoke_cli("diagnose", "--target", "prod", "--json", env=env)
     assert result.code == 0, result
     assert json.loads(result.stdout)["target"] == "prod"
     assert "s3cret-pass" not in result.stdout + result.stderr
-    missing = run_cli("diagnose", env={**db_env, "REDIS_MEM_TARGETS_FILE": str(targets)})
+    missing = invoke_cli("diagnose", env={**db_env, "REDIS_MEM_TARGETS_FILE": str(targets)})
     assert_one_line_error(missing, "PROD_REDIS_PASSWORD")
 
 
@@ -166,7 +170,7 @@ def test_diagnose_json_contract_and_ttl_leak(
         else:
             pipe.set(f"session:{i}", b"x" * 1500, ex=86400)
     pipe.execute()
-    result = run_cli("diagnose", "--redis-url", server.url, "--json", env=db_env)
+    result = invoke_cli("diagnose", "--redis-url", server.url, "--json", env=db_env)
     assert result.code == 0, result
     data = json.loads(result.stdout)
     for key in (
@@ -199,7 +203,7 @@ def test_diagnose_json_contract_and_ttl_leak(
 def test_diagnose_table_for_humans(redis_factory: RedisFactory, db_env: dict[str, str]) -> None:
     server = redis_factory("--maxmemory", "64mb")
     redis.Redis.from_url(server.url).set("session:a", "x")
-    result = run_cli("diagnose", "--redis-url", server.url, env=db_env)
+    result = invoke_cli("diagnose", "--redis-url", server.url, env=db_env)
     assert result.code == 0, result
     assert "Runbook diagnosis" in result.stdout
     assert "{" not in result.stdout.splitlines()[0]  # a table, not a dump
@@ -209,7 +213,7 @@ def test_diagnose_critical_exits_1_and_maxmemory_0_is_not_a_crash(
     redis_factory: RedisFactory, db_env: dict[str, str]
 ) -> None:
     unlimited = redis_factory()
-    result = run_cli("diagnose", "--redis-url", unlimited.url, "--json", env=db_env)
+    result = invoke_cli("diagnose", "--redis-url", unlimited.url, "--json", env=db_env)
     assert result.code == 0, result
     data = json.loads(result.stdout)
     assert data["maxmemory"] == 0 and data["usage_ratio"] is None
@@ -220,7 +224,7 @@ def test_diagnose_critical_exits_1_and_maxmemory_0_is_not_a_crash(
     for i in range(8000):
         pipe.set(f"session:{i}", b"y" * 1024, ex=3600)
     pipe.execute()
-    result = run_cli("diagnose", "--redis-url", full.url, "--json", env=db_env)
+    result = invoke_cli("diagnose", "--redis-url", full.url, "--json", env=db_env)
     assert result.code == 1, result
     data = json.loads(result.stdout)
     assert data["severity"] == "critical"
@@ -237,7 +241,7 @@ def test_diagnose_with_config_disabled(redis_factory: RedisFactory, db_env: dict
         "CONFIG",
         "",
     )
-    result = run_cli("diagnose", "--redis-url", server.url, "--json", env=db_env)
+    result = invoke_cli("diagnose", "--redis-url", server.url, "--json", env=db_env)
     assert result.code == 0, result
     assert json.loads(result.stdout)["maxmemory_policy"] == "volatile-lru"
 
@@ -246,12 +250,12 @@ def test_diagnose_empty_and_non_session_keyspaces(
     redis_factory: RedisFactory, db_env: dict[str, str]
 ) -> None:
     server = redis_factory("--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru")
-    empty = run_cli("diagnose", "--redis-url", server.url, "--json", env=db_env)
+    empty = invoke_cli("diagnose", "--redis-url", server.url, "--json", env=db_env)
     assert empty.code == 0, empty
     assert json.loads(empty.stdout)["session_keys"] == 0
     client = redis.Redis.from_url(server.url)
     client.mset({f"cache:{i}": "v" for i in range(500)})
-    other = run_cli("diagnose", "--redis-url", server.url, "--json", env=db_env)
+    other = invoke_cli("diagnose", "--redis-url", server.url, "--json", env=db_env)
     assert other.code == 0, other
     data = json.loads(other.stdout)
     assert data["session_keys"] == 0 and data["dbsize"] == 500
@@ -262,9 +266,9 @@ def test_every_cli_command_leaves_an_audit_row(
     redis_factory: RedisFactory, db_env: dict[str, str]
 ) -> None:
     server = redis_factory("--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru")
-    assert run_cli("diagnose", "--redis-url", server.url, "--json", env=db_env).code == 0
+    assert invoke_cli("diagnose", "--redis-url", server.url, "--json", env=db_env).code == 0
     assert (
-        run_cli(
+        invoke_cli(
             "capacity",
             "--users",
             "1",
@@ -277,7 +281,7 @@ def test_every_cli_command_leaves_an_audit_row(
         == 0
     )
     assert (
-        run_cli(
+        invoke_cli(
             "capacity",
             "--users",
             "1",
@@ -289,9 +293,9 @@ def test_every_cli_command_leaves_an_audit_row(
         ).code
         == 2
     )
-    assert run_cli("diagnoze", env=db_env).code == 2
+    assert invoke_cli("diagnoze", env=db_env).code == 2
 
-    listed = run_cli("audit", "list", "--json", env=db_env)
+    listed = invoke_cli("audit", "list", "--json", env=db_env)
     assert listed.code == 0, listed
     rows = json.loads(listed.stdout)
     assert [(r["action"], r["outcome"]) for r in rows] == [
@@ -302,7 +306,7 @@ def test_every_cli_command_leaves_an_audit_row(
     ]
     assert all(r["actor"].startswith("cli:") and r["source"] == "cli" for r in rows)
     assert rows[3]["target"] == "default" and rows[3]["parameters"]["full"] is False
-    assert run_cli("audit", "verify", env=db_env).code == 0
+    assert invoke_cli("audit", "verify", env=db_env).code == 0
 
 
 def test_read_only_commands_answer_when_the_audit_database_is_down(
@@ -312,7 +316,7 @@ def test_read_only_commands_answer_when_the_audit_database_is_down(
 
     server = redis_factory("--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru")
     env = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/test"}
-    result = run_cli("diagnose", "--redis-url", server.url, "--json", env=env)
+    result = invoke_cli("diagnose", "--redis-url", server.url, "--json", env=env)
     assert result.code == 0, result
     assert json.loads(result.stdout)["severity"] == "ok"
     [warning] = result.stderr.strip().splitlines()
@@ -322,11 +326,11 @@ def test_read_only_commands_answer_when_the_audit_database_is_down(
 def test_a_mistyped_secret_on_the_command_line_is_neither_echoed_nor_audited(
     db_env: dict[str, str],
 ) -> None:
-    result = run_cli(
+    result = invoke_cli(
         "redis://:hunter2-super-secret-password-xyz@10.0.0.1:6379/0", "diagnose", env=db_env
     )
     assert_one_line_error(result, "No such command")
-    listed = run_cli("audit", "list", "--json", env=db_env)
+    listed = invoke_cli("audit", "list", "--json", env=db_env)
     [row] = json.loads(listed.stdout)
     assert (row["action"], row["parameters"]) == ("command.rejected", {"command": "unknown"})
     assert "hunter2" not in result.stderr + listed.stdout
@@ -341,7 +345,7 @@ def test_key_names_are_printed_not_read_as_terminal_markup(
         for i in range(40):  # large sessions: the evidence names the largest keys
             pipe.set(f"session:[/bold][red]{i}", b"z" * 40_000, ex=3600)
         pipe.execute()
-    result = run_cli("diagnose", "--redis-url", server.url, env=db_env)
+    result = invoke_cli("diagnose", "--redis-url", server.url, env=db_env)
     assert result.code == 0, result
     assert "large-sessions" in result.stdout
     assert "session:[/bold][red]" in result.stdout

@@ -1,4 +1,4 @@
-"""``redis-mem check`` end to end: real redis-servers, a real audit database, the real CLI.
+"""``redis-mem check`` end to end: real redis-servers, a real audit database, the CLI in process.
 
 The store's usage is moved with real session keys and ``CONFIG SET maxmemory``; history
 is seeded by real check rounds (``HealthService.run_round``) on the same DATABASE_URL.
@@ -22,7 +22,7 @@ from bot.config import Settings
 from bot.health.rules import RULE_IDS
 from bot.health.store import SqlHealthStore
 from bot.wiring import health_service
-from tests.clirun import CliResult, run_cli
+from tests.clirun import CliResult, invoke_cli
 from tests.conftest import RedisFactory
 from tests.dbfixtures import db_url  # noqa: F401  (fixture: SQLite and PostgreSQL)
 from tests.health_support import session_store
@@ -49,7 +49,7 @@ def assert_one_line_error(result: CliResult, *needles: str) -> None:
 
 
 def audit_rows(env: dict[str, str]) -> list[dict[str, Any]]:
-    listed = run_cli("audit", "list", "--json", env=env)
+    listed = invoke_cli("audit", "list", "--json", env=env)
     assert listed.code == 0, listed
     rows: list[dict[str, Any]] = json.loads(listed.stdout)
     return rows
@@ -62,12 +62,12 @@ def audit_rows(env: dict[str, str]) -> list[dict[str, Any]]:
 def db_env(tmp_path: Path) -> dict[str, str]:
     """An audit database at head (SQLite under tmp_path)."""
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'audit.db'}"}
-    assert run_cli("db", "upgrade", env=env).code == 0
+    assert invoke_cli("db", "upgrade", env=env).code == 0
     return env
 
 
 def check_json(env: dict[str, str], *args: str) -> tuple[CliResult, dict[str, Any]]:
-    result = run_cli("check", "--json", *args, env=env)
+    result = invoke_cli("check", "--json", *args, env=env)
     assert "Traceback" not in result.stderr, result.stderr
     return result, json.loads(result.stdout)
 
@@ -139,7 +139,7 @@ def test_a_target_that_is_down_is_store_down_with_a_one_line_error(
     assert gone["error"] and "\n" not in gone["error"]
     assert by_rule(gone)["store-down"]["state"] == "pending"  # its for is 1m
     assert by_rule(up)["store-down"]["state"] == "inactive"
-    table = run_cli("check", env=env)
+    table = invoke_cli("check", env=env)
     assert table.code == 1 and "Traceback" not in table.stderr
     assert "down" in table.stdout and "NO" in table.stdout
     assert "s3cret-pw" not in result.stdout + result.stderr + table.stdout + table.stderr
@@ -149,7 +149,7 @@ def test_check_prints_a_table_for_humans(
     redis_factory: RedisFactory, db_env: dict[str, str]
 ) -> None:
     server = session_store(redis_factory, ratio=0.85)
-    result = run_cli("check", env={**db_env, "REDIS_URL": server.url})
+    result = invoke_cli("check", env={**db_env, "REDIS_URL": server.url})
     assert result.code == 0, result  # memory-warning is a warning: no page
     assert "Health check at" in result.stdout
     for needle in ("default", "memory-warning", "pending", "% of", "MB"):
@@ -164,7 +164,7 @@ def test_unknown_target_is_one_line_exit_2(
     redis_factory: RedisFactory, db_env: dict[str, str]
 ) -> None:
     server = session_store(redis_factory, ratio=0.5)
-    result = run_cli("check", "--target", "nope", env={**db_env, "REDIS_URL": server.url})
+    result = invoke_cli("check", "--target", "nope", env={**db_env, "REDIS_URL": server.url})
     assert_one_line_error(result, "unknown target 'nope'", "default")
 
 
@@ -175,7 +175,7 @@ def test_a_bad_rules_file_is_one_line_exit_2_naming_rule_and_field(
     # the command turns one into exit 2 and one line.
     rules = "rules:\n  memory-warning: {for: banana}\n"
     env = {**db_env, **write_rules(tmp_path / "rules.yaml", rules)}
-    result = run_cli("check", "--json", env=env)
+    result = invoke_cli("check", "--json", env=env)
     assert_one_line_error(result, "rules file", "memory-warning.for", "banana")
 
 
@@ -263,7 +263,7 @@ def test_check_neither_migrates_a_database_behind_nor_needs_a_reachable_one(
 ) -> None:
     server = session_store(redis_factory, ratio=0.5)
     behind = {"DATABASE_URL": f"sqlite:///{tmp_path / 'old.db'}"}
-    assert run_cli("db", "upgrade", "0002", env=behind).code == 0
+    assert invoke_cli("db", "upgrade", "0002", env=behind).code == 0
     down = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/test"}
     for env in (behind, down):
         result, doc = check_json({**env, "REDIS_URL": server.url})

@@ -1,4 +1,7 @@
-"""Hostile command lines through the real ``redis-mem`` process (issue 8, items 4 and 7).
+"""Hostile command lines through ``redis-mem`` (issue 8, items 4 and 7).
+
+In process (``invoke_cli``), but for what needs the console script's own process: the
+last-resort guard and a reader closing stdout early.
 
 Each case once exited 1 ("critical, page someone") with a traceback, or printed a piece
 of a typed password. Every one must now be exit 2, one ``redis-mem: error:`` line on
@@ -17,7 +20,7 @@ import pytest
 from bot.audit.engine import make_engine
 from bot.audit.migrate import upgrade
 from bot.audit.store import SqlAuditStore
-from tests.clirun import REDIS_MEM, CliResult, clean_env, run_cli
+from tests.clirun import REDIS_MEM, CliResult, clean_env, invoke_cli, run_cli
 from tests.conftest import RedisFactory
 from tests.dbfixtures import entry
 from tests.hostile import MARKER
@@ -64,7 +67,7 @@ def assert_refused(result: CliResult, *needles: str) -> str:
 )
 def test_audit_arguments_that_raised(args: tuple[str, ...], needle: str, tmp_path: Path) -> None:
     database = tmp_path / "audit.db"
-    result = run_cli(*args, env={"DATABASE_URL": f"sqlite:///{database}"})
+    result = invoke_cli(*args, env={"DATABASE_URL": f"sqlite:///{database}"})
     assert_refused(result, needle)
     assert not database.exists()  # refused before anything was opened or created
 
@@ -82,12 +85,12 @@ def test_diagnose_urls_that_raised_or_misled(
     url: str, needle: str, closed: int, db_env: dict[str, str]
 ) -> None:
     url = url.format(secret=MARKER, closed=closed)
-    assert_refused(run_cli("diagnose", "--redis-url", url, "--json", env=db_env), needle)
+    assert_refused(invoke_cli("diagnose", "--redis-url", url, "--json", env=db_env), needle)
 
 
 def test_arguments_that_are_not_utf8(db_env: dict[str, str]) -> None:
     """Bytes that are not UTF-8 reach Python as lone surrogates: SQLite could not bind them."""
-    result = run_cli("audit", "list", "--actor", os.fsdecode(b"\xff\xfe"), env=db_env)
+    result = invoke_cli("audit", "list", "--actor", os.fsdecode(b"\xff\xfe"), env=db_env)
     assert_refused(result, "argument 4 is not valid UTF-8 text")
 
 
@@ -99,7 +102,7 @@ def test_a_valid_unix_socket_and_url_options_still_work(
         "--unixsocket", str(socket), "--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"
     )
     for url in (f"unix://{socket}?db=0", f"{server.url}?client_name=cli&db=1"):
-        result = run_cli("diagnose", "--redis-url", url, "--json", env=db_env)
+        result = invoke_cli("diagnose", "--redis-url", url, "--json", env=db_env)
         assert result.code == 0, result
         assert json.loads(result.stdout)["scenarios"] == []
 
@@ -110,9 +113,9 @@ def test_a_valid_unix_socket_and_url_options_still_work(
 def test_no_piece_of_a_password_cut_by_a_hash(closed: int, db_env: dict[str, str]) -> None:
     """redis-py read "abc" of "abc#..." as the port and said so: "...as 'abc'"."""
     url = f"redis://:abc#{MARKER}@127.0.0.1:{closed}/0"
-    line = assert_refused(run_cli("diagnose", "--redis-url", url, env=db_env), "percent-encode")
+    line = assert_refused(invoke_cli("diagnose", "--redis-url", url, env=db_env), "percent-encode")
     assert "'abc'" not in line
-    trail = run_cli("audit", "list", "--json", env=db_env)
+    trail = invoke_cli("audit", "list", "--json", env=db_env)
     assert trail.code == 0 and "command.diagnose" in trail.stdout and MARKER not in trail.stdout
 
 
@@ -127,9 +130,9 @@ def test_no_piece_of_a_password_cut_by_a_hash(closed: int, db_env: dict[str, str
 def test_typed_urls_are_not_printed(
     args: tuple[str, ...], needle: str, db_env: dict[str, str]
 ) -> None:
-    assert_refused(run_cli(*args, env=db_env), needle)
+    assert_refused(invoke_cli(*args, env=db_env), needle)
     if args[0] == "capacity":  # (check audits nothing without a trail to read history from)
-        trail = run_cli("audit", "list", "--json", env=db_env)
+        trail = invoke_cli("audit", "list", "--json", env=db_env)
         assert trail.code == 0 and "command.capacity" in trail.stdout
         assert MARKER not in trail.stdout
 

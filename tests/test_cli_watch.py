@@ -25,7 +25,7 @@ from bot.health.ports import Delivered
 from bot.health.rules import RuleBook
 from bot.health.store import SqlHealthStore
 from bot.wiring import foreground_checks
-from tests.clirun import REDIS_MEM, clean_env, run_cli
+from tests.clirun import REDIS_MEM, clean_env, invoke_cli
 from tests.conftest import RedisFactory
 from tests.health_support import session_store, set_ratio
 from tests.redisserver import free_port
@@ -128,7 +128,7 @@ def test_watch_rounds_prints_each_transition_as_one_line(
     redis_factory: RedisFactory, watch_env: dict[str, str]
 ) -> None:
     server = session_store(redis_factory, ratio=0.95)
-    result = run_cli("watch", "--rounds", "2", env={**watch_env, "REDIS_URL": server.url})
+    result = invoke_cli("watch", "--rounds", "2", env={**watch_env, "REDIS_URL": server.url})
     assert result.code == 0, result
     assert "Traceback" not in result.stderr
     header, *lines = result.stdout.strip().splitlines()
@@ -195,10 +195,10 @@ def test_watch_configuration_errors_are_one_line_exit_2(
 ) -> None:
     server = session_store(redis_factory, ratio=0.5)
     env = {**watch_env, "REDIS_URL": server.url}
-    assert_one_line_error(run_cli("watch", "--target", "prod", env=env), "unknown target 'prod'")
+    assert_one_line_error(invoke_cli("watch", "--target", "prod", env=env), "unknown target 'prod'")
     bad = tmp_path / "bad.yaml"
     bad.write_text("rules:\n  memory-critical: {keep_firing_for: soon}\n")
-    result = run_cli("watch", "--rounds", "1", env={**env, "REDIS_MEM_RULES_FILE": str(bad)})
+    result = invoke_cli("watch", "--rounds", "1", env={**env, "REDIS_MEM_RULES_FILE": str(bad)})
     assert_one_line_error(result, "memory-critical.keep_firing_for")
 
 
@@ -206,7 +206,7 @@ def test_watch_an_unreachable_target_goes_pending_without_a_traceback(
     watch_env: dict[str, str],
 ) -> None:
     url = f"redis://:hunter2-pw@127.0.0.1:{free_port()}/0"
-    result = run_cli("watch", "--rounds", "1", env={**watch_env, "REDIS_URL": url})
+    result = invoke_cli("watch", "--rounds", "1", env={**watch_env, "REDIS_URL": url})
     assert result.code == 0, result
     assert "Traceback" not in result.stderr
     header, line = result.stdout.strip().splitlines()
@@ -233,7 +233,7 @@ def test_watch_neither_uses_nor_writes_the_serve_database(
     seeded = (store.rule_states(), store.recent_samples(since=now - timedelta(hours=1)))
     assert seeded[0]["default"]["memory-critical"].status is RuleStatus.PENDING
     for _ in range(2):
-        result = run_cli("watch", "--rounds", "1", env=env)
+        result = invoke_cli("watch", "--rounds", "1", env=env)
         assert result.code == 0, result
         assert [kind for _, kind in events(result.stdout.strip().splitlines())] == [
             "PENDING",

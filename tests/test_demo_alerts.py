@@ -11,7 +11,7 @@ from rich.console import Console
 from bot.demo_alerts import ALERT_SCENARIO, PHASES, demo_rules, run_alert_demo
 from bot.health.model import EventKind
 from bot.presenters.health import TerminalNotifier
-from tests.clirun import run_cli
+from tests.clirun import invoke_cli
 
 LIFECYCLE = [
     ("pending", "memory-warning"),
@@ -51,7 +51,7 @@ def test_the_alert_demo_walks_the_whole_life_cycle_in_order() -> None:
 
 def test_demo_json_ends_with_the_alert_life_cycle(tmp_path: Path) -> None:
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'audit.db'}"}
-    result = run_cli("demo", "--json", env=env)
+    result = invoke_cli("demo", "--json", env=env)
     assert result.code == 0, result
     items = json.loads(result.stdout)
     *diagnoses, lifecycle = items
@@ -62,6 +62,6 @@ def test_demo_json_ends_with_the_alert_life_cycle(tmp_path: Path) -> None:
     first = lifecycle["events"][0]
     assert set(first) == {"at", "kind", "target", "rule", "severity", "value", "detail"}
     assert first["at"].endswith("Z") and first["target"] == "demo-sessions"
-    listed = json.loads(run_cli("audit", "list", "--json", env=env).stdout)
+    listed = json.loads(invoke_cli("audit", "list", "--json", env=env).stdout)
     [row] = [r for r in listed if r["action"] == "command.demo"]
     assert "alert-lifecycle=pending>fired>pending>escalated>reminder>resolved" in row["summary"]

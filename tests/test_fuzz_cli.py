@@ -1,33 +1,30 @@
 """Hypothesis over the arguments of every ``redis-mem`` command, in process (issue 8).
 
 Each run goes through ``bot.cli.main`` (the argument checks, typer, the command, the
-last-resort guard) inside typer's CliRunner isolation, against a real redis-server for
-the commands that connect and a SQLite audit trail at head. Whatever the arguments:
-exit 0 or 2 (never 1: nothing fuzzed here is critical), on 2 exactly one
-``redis-mem: error:`` line that is not an ``internal error``, never a traceback, never
-a planted secret (``tests.hostile.MARKER``), never a terminal control character.
+last-resort guard) inside typer's CliRunner isolation (``tests.clirun.invoke_cli``),
+against a real redis-server for the commands that connect and a SQLite audit trail at
+head. Whatever the arguments: exit 0 or 2 (never 1: nothing fuzzed here is critical),
+on 2 exactly one ``redis-mem: error:`` line that is not an ``internal error``, never a
+traceback, never a planted secret (``tests.hostile.MARKER``), never a terminal control character.
 The ``@example`` cases are the ones that found bugs (tracebacks, exit 1, echoed secrets).
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from bot.audit.engine import make_engine
 from bot.audit.migrate import upgrade
-from bot.cli import main
 from bot.errors import ConfigError
 from bot.redisinfo.client import client_for
+from tests.clirun import CliResult, invoke_cli
 from tests.conftest import RedisFactory
 from tests.hostile import MARKER, any_text, numbers, odd_text, passwords, secret_words, values
 from tests.redisserver import free_port
@@ -43,43 +40,19 @@ HUGE = "9" * 4_301  # one digit more than int() converts
 DANGEROUS = frozenset({"serve", "demo", "watch", "-o", "--output"})  # run forever, or write
 
 
-@dataclass(frozen=True)
-class Run:
-    """Exit code and the two streams of one ``redis-mem`` run."""
-
-    code: object
-    stdout: str
-    stderr: str
+Run = CliResult  # exit code and the two streams of one ``redis-mem`` run
 
 
 class Cli:
-    """``redis-mem ARGS`` in this process, in ``workdir``, with exactly ``env``."""
+    """``redis-mem ARGS`` in this process (``invoke_cli``), in ``workdir``, with ``env``."""
 
     def __init__(self, env: dict[str, str], workdir: Path, *, port: int) -> None:
-        unset = {k: None for k in os.environ if k.startswith(("REDIS_", "SLACK_", "DATABASE_"))}
-        self.env: dict[str, str | None] = {**unset, **env}
+        self.env = env
         self.workdir = workdir
         self.port = port  # the real redis-server's
-        self.runner = CliRunner()
 
     def __call__(self, *args: str) -> Run:
-        with self.runner.isolation(env=self.env) as (out, err, _):
-            before = os.getcwd()
-            os.chdir(self.workdir)
-            try:
-                main(list(args))
-                code: object = "returned"  # main() always exits
-            except SystemExit as done:
-                code = done.code
-            finally:
-                os.chdir(before)
-                sys.stdout.flush()
-                sys.stderr.flush()
-            return Run(code, _text(out.getvalue()), _text(err.getvalue()))
-
-
-def _text(data: bytes) -> str:
-    return data.decode("utf-8", "replace")
+        return invoke_cli(*args, env=self.env, cwd=self.workdir)
 
 
 @pytest.fixture
