@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from bot.config import Thresholds
+from bot.diagnosis.actions import ACTIONS, ActionRegistry
 from bot.diagnosis.checks import run_checks
 from bot.diagnosis.drift import PersistedConf, compare
 from bot.diagnosis.facts import Facts, gather
@@ -13,32 +14,23 @@ from bot.diagnosis.model import Check, Diagnosis, Scenario, Severity
 from bot.diagnosis.scenarios import find_scenarios
 from bot.redisinfo.snapshot import Snapshot
 
-# Most urgent first: stop failing writes, stop the leak, make room, then the
-# slower application changes, then fragmentation (which needs a restart).
-ACTION_URGENCY = (
-    "set-eviction-policy",
-    "expire-keys-without-ttl",
-    "raise-maxmemory",
-    "shorten-session-ttl",
-    "enable-sliding-window",
-    "limit-concurrent-sessions",
-    "evict-idle-sessions",
-    "enable-activedefrag",
-    "restart-redis",
-)
-
 
 def diagnose(
-    snapshot: Snapshot, thresholds: Thresholds, persisted: PersistedConf | None = None
+    snapshot: Snapshot,
+    thresholds: Thresholds,
+    persisted: PersistedConf | None = None,
+    *,
+    actions: ActionRegistry = ACTIONS,
 ) -> Diagnosis:
     """Run the six runbook checks, name the scenarios, and rank the fixes.
 
     ``persisted``: the redis.conf the store restarts with (or why it could not be read);
     differences from the live settings become ``drift`` and findings. None: not compared.
+    ``actions``: the declared fixes the scenarios recommend from (tests pass their own).
     """
     facts = gather(snapshot, thresholds)
     checks = run_checks(facts)
-    scenarios = find_scenarios(facts)
+    scenarios = find_scenarios(facts, actions)
     drift, drift_findings = compare(snapshot, persisted)
     findings = sorted((*find_findings(facts), *drift_findings), key=lambda x: -x.severity.rank)
     mem = snapshot.memory
@@ -61,7 +53,9 @@ def diagnose(
         checks=checks,
         scenarios=scenarios,
         findings=tuple(findings),
-        recommended_actions=rank_actions(scenarios, mitigate=_needs_mitigation(facts)),
+        recommended_actions=rank_actions(
+            scenarios, mitigate=_needs_mitigation(facts), actions=actions
+        ),
         redis_version=snapshot.redis_version,
         used_memory_rss=mem.used_memory_rss,
         used_memory_peak=mem.used_memory_peak,
@@ -87,14 +81,17 @@ def _needs_mitigation(f: Facts) -> bool:
     return ratio is not None and ratio >= f.th.mitigation_ratio
 
 
-def rank_actions(scenarios: Iterable[Scenario], *, mitigate: bool) -> tuple[str, ...]:
+def rank_actions(
+    scenarios: Iterable[Scenario], *, mitigate: bool, actions: ActionRegistry = ACTIONS
+) -> tuple[str, ...]:
     """Union of the scenarios' actions, most urgent first, no duplicates.
 
-    Above the mitigation ratio, evicting the idlest sessions comes first: it is
-    the only fix that frees memory within seconds.
+    Above the mitigation ratio, the mitigation fixes (evicting the idlest sessions) come
+    first: the only fix that frees memory within seconds.
     """
     wanted = {a for s in scenarios for a in s.recommended_actions}
-    ranked = [a for a in ACTION_URGENCY if a in wanted]
+    ranked = [e.id for e in actions.by_urgency() if e.id in wanted]
     if mitigate:
-        ranked = ["evict-idle-sessions", *(a for a in ranked if a != "evict-idle-sessions")]
+        first = actions.mitigations()
+        ranked = [*first, *(a for a in ranked if a not in first)]
     return tuple(ranked)

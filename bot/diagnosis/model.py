@@ -7,6 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from bot.diagnosis.actions import ACTIONS
+
 
 class Severity(StrEnum):
     """Overall state of a store, ordered ok < warning < critical."""
@@ -30,17 +32,8 @@ SCENARIO_IDS = (
     "stale-sessions",
 )
 
-ACTION_IDS = (
-    "raise-maxmemory",
-    "shorten-session-ttl",
-    "limit-concurrent-sessions",
-    "expire-keys-without-ttl",
-    "restart-redis",
-    "enable-activedefrag",
-    "set-eviction-policy",
-    "enable-sliding-window",
-    "evict-idle-sessions",
-)
+# Declared once, with the rest of what an action is, in bot/diagnosis/actions.py.
+ACTION_IDS = ACTIONS.ids
 
 CHECK_IDS = ("memory", "key-count", "ttl", "eviction-policy", "key-sizes", "fragmentation")
 

@@ -1,7 +1,9 @@
 """The six runbook scenarios: when the evidence points to each, and what to do.
 
 Each detector returns a ``Scenario`` (evidence lines that cite numbers, and the
-remediation action ids) or None. Key-based verdicts need at least
+remediation action ids) or None. Which fixes a scenario recommends is declared on the
+fixes (``bot.diagnosis.actions``, ``recommended_for``); a detector only withholds those
+whose condition does not hold now. Key-based verdicts need at least
 ``min_sample`` measured session keys: below that we say so (a Finding) rather
 than guess.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bot.diagnosis.actions import ACTIONS, ActionRegistry
 from bot.diagnosis.facts import PEAK_RATIO, Facts, pct, size
 from bot.diagnosis.model import Scenario
 from bot.units import format_duration
@@ -22,7 +25,7 @@ RUNBOOK_STEP4_VS_5 = (
 )
 
 
-def too_many_sessions(f: Facts) -> Scenario | None:
+def too_many_sessions(f: Facts, actions: ActionRegistry = ACTIONS) -> Scenario | None:
     """Scenario 1: memory is high and it is the number of (normal-sized) sessions."""
     by_memory = _sessions_fill_memory(f)
     expected = f.th.expected_sessions
@@ -55,7 +58,7 @@ def too_many_sessions(f: Facts) -> Scenario | None:
         title="Too many active sessions",
         runbook="Scenario 1: Too Many Active Sessions",
         evidence=tuple(evidence),
-        recommended_actions=("raise-maxmemory", "shorten-session-ttl", "limit-concurrent-sessions"),
+        recommended_actions=actions.fixes("too-many-sessions"),
     )
 
 
@@ -81,7 +84,7 @@ def _how_counted(f: Facts) -> str:
     )
 
 
-def ttl_leak(f: Facts) -> Scenario | None:
+def ttl_leak(f: Facts, actions: ActionRegistry = ACTIONS) -> Scenario | None:
     """Scenario 2: session keys without TTL (they never expire)."""
     ratio = f.ttl.without_ttl_ratio
     if not f.enough_sample or ratio is None or f.ttl.without_ttl == 0:
@@ -108,11 +111,11 @@ def ttl_leak(f: Facts) -> Scenario | None:
         title="Sessions without TTL (memory leak)",
         runbook="Scenario 2: Memory Leak",
         evidence=tuple(evidence),
-        recommended_actions=("expire-keys-without-ttl",),
+        recommended_actions=actions.fixes("ttl-leak"),
     )
 
 
-def large_sessions(f: Facts) -> Scenario | None:
+def large_sessions(f: Facts, actions: ActionRegistry = ACTIONS) -> Scenario | None:
     """Scenario 3: sessions store too much data."""
     if not f.enough_sample or not f.sessions_large:
         return None
@@ -132,20 +135,20 @@ def large_sessions(f: Facts) -> Scenario | None:
         "the fix is an application change (runbook Scenario 3): keep only the session id and "
         "essential claims in Redis, move large data to a database or object store, compress"
     )
-    actions: tuple[str, ...] = ()
+    withheld: tuple[str, ...] = ("raise-maxmemory",)  # no pressure: nothing to buy time for
     if f.usage_ratio is not None and f.usage_ratio >= f.th.warning_ratio:
         evidence.append("raise-maxmemory is only a stop-gap until the application stores less")
-        actions = ("raise-maxmemory",)
+        withheld = ()
     return Scenario(
         id="large-sessions",
         title="Large session objects",
         runbook="Scenario 3: Large Session Objects",
         evidence=tuple(evidence),
-        recommended_actions=actions,
+        recommended_actions=actions.fixes("large-sessions", without=withheld),
     )
 
 
-def fragmentation(f: Facts) -> Scenario | None:
+def fragmentation(f: Facts, actions: ActionRegistry = ACTIONS) -> Scenario | None:
     """Scenario 4: RSS well above the data, and enough bytes wasted to matter."""
     if not f.fragmented:
         return None
@@ -158,17 +161,17 @@ def fragmentation(f: Facts) -> Scenario | None:
     ]
     evidence += _fragmentation_cause(f)
     defrag_on = f.snap.settings.get("activedefrag", "").lower() == "yes"
-    actions: tuple[str, ...] = ("enable-activedefrag", "restart-redis")
+    withheld: tuple[str, ...] = ()
     if defrag_on:
         evidence.append("activedefrag is already on: only a restart returns the memory now")
-        actions = ("restart-redis",)
+        withheld = ("enable-activedefrag",)
     evidence.append(_restart_warning(f))
     return Scenario(
         id="fragmentation",
         title="High memory fragmentation",
         runbook="Scenario 4: High Memory Fragmentation",
         evidence=tuple(evidence),
-        recommended_actions=actions,
+        recommended_actions=actions.fixes("fragmentation", without=withheld),
     )
 
 
@@ -195,12 +198,12 @@ def _restart_warning(f: Facts) -> str:
     return "restart-redis drops every session unless persistence is on (users log in again)"
 
 
-def eviction_policy(f: Facts) -> Scenario | None:
+def eviction_policy(f: Facts, actions: ActionRegistry = ACTIONS) -> Scenario | None:
     """Scenario 5: the policy cannot free the memory sessions need."""
     problem = policy_problem(f)
     if problem is None:
         return None
-    evidence, actions = problem
+    evidence, withheld = problem
     evidence.append(RUNBOOK_STEP4_VS_5)
     evidence.append(_policy_advice(f))
     if f.snap.policy_source == "info":
@@ -210,18 +213,18 @@ def eviction_policy(f: Facts) -> Scenario | None:
         title="Eviction policy ineffective",
         runbook="Scenario 5: Eviction Policy Ineffective",
         evidence=tuple(evidence),
-        recommended_actions=actions,
+        recommended_actions=actions.fixes("eviction-policy", without=withheld),
     )
 
 
 def policy_problem(f: Facts) -> tuple[list[str], tuple[str, ...]] | None:
-    """Scenario 5's rule: (evidence lines, recommended actions), or None when the policy is fine."""
+    """Scenario 5's rule: (evidence lines, withheld fixes), or None when the policy is fine."""
     if f.policy == "noeviction" and f.mem.maxmemory > 0:
         return [
             f"maxmemory-policy noeviction: at maxmemory ({size(f.mem.maxmemory)}, now "
             f"{pct(f.usage_ratio)} used) Redis refuses writes with OOM errors: new logins fail "
             "instead of old sessions being evicted"
-        ], ("set-eviction-policy",)
+        ], _POLICY_ONLY
     if f.policy.startswith("volatile-"):
         return _volatile_problem(f)
     evicted = f.snap.stats.evicted_keys
@@ -229,8 +232,13 @@ def policy_problem(f: Facts) -> tuple[list[str], tuple[str, ...]] | None:
         return [
             f"{f.policy} evicts active sessions as readily as idle ones: {evicted:,} evictions "
             "logged users out at random"
-        ], ("set-eviction-policy",)
+        ], _POLICY_ONLY
     return None
+
+
+# Withheld when the policy alone is the fix: giving keys a TTL helps only a volatile-*
+# policy that cannot evict the TTL-less ones.
+_POLICY_ONLY = ("expire-keys-without-ttl",)
 
 
 def _volatile_problem(f: Facts) -> tuple[list[str], tuple[str, ...]] | None:
@@ -259,12 +267,7 @@ def _volatile_problem(f: Facts) -> tuple[list[str], tuple[str, ...]] | None:
             f"{f.snap.stats.evicted_keys:,} keys evicted since start, all from the keys with a "
             "TTL: live sessions go first while the TTL-less keys stay"
         )
-    actions = (
-        ("set-eviction-policy", "expire-keys-without-ttl")
-        if f.ttl.without_ttl
-        else ("set-eviction-policy",)
-    )
-    return lines, actions
+    return lines, () if f.ttl.without_ttl else _POLICY_ONLY
 
 
 def _ttl_less_bulk(f: Facts) -> bool:
@@ -292,7 +295,7 @@ def _policy_advice(f: Facts) -> str:
     return "recommended: allkeys-lru (volatile-lru also works: every key has a TTL)"
 
 
-def stale_sessions(f: Facts) -> Scenario | None:
+def stale_sessions(f: Facts, actions: ActionRegistry = ACTIONS) -> Scenario | None:
     """Scenario 6: many sessions nobody has used for a long time."""
     idle = f.idle
     if idle.sampled < f.th.min_sample or idle.stale_ratio is None or idle.stale == 0:
@@ -320,22 +323,22 @@ def stale_sessions(f: Facts) -> Scenario | None:
         "sliding-window expiry with a shorter TTL keeps active sessions alive and lets "
         "abandoned ones expire sooner"
     )
-    actions: tuple[str, ...] = ("enable-sliding-window", "shorten-session-ttl")
+    # Deleting sessions logs users out: only worth it when memory is short.
+    withheld: tuple[str, ...] = ("evict-idle-sessions",)
     if f.usage_ratio is not None and f.usage_ratio >= f.th.warning_ratio:
-        # Deleting sessions logs users out: only worth it when memory is short.
         evidence.append("memory is short: evicting the idlest sessions frees it now")
-        actions += ("evict-idle-sessions",)
+        withheld = ()
     return Scenario(
         id="stale-sessions",
         title="Stale user sessions",
         runbook="Scenario 6: Stale User Sessions",
         evidence=tuple(evidence),
-        recommended_actions=actions,
+        recommended_actions=actions.fixes("stale-sessions", without=withheld),
     )
 
 
 # Runbook order: the order scenarios are listed in a diagnosis.
-DETECTORS: tuple[Callable[[Facts], Scenario | None], ...] = (
+DETECTORS: tuple[Callable[[Facts, ActionRegistry], Scenario | None], ...] = (
     too_many_sessions,
     ttl_leak,
     large_sessions,
@@ -345,6 +348,6 @@ DETECTORS: tuple[Callable[[Facts], Scenario | None], ...] = (
 )
 
 
-def find_scenarios(f: Facts) -> tuple[Scenario, ...]:
-    """Every scenario the evidence supports, in runbook order."""
-    return tuple(s for s in (detect(f) for detect in DETECTORS) if s is not None)
+def find_scenarios(f: Facts, actions: ActionRegistry = ACTIONS) -> tuple[Scenario, ...]:
+    """Every scenario the evidence supports, in runbook order, its fixes from ``actions``."""
+    return tuple(s for s in (detect(f, actions) for detect in DETECTORS) if s is not None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.diagnosis.actions import ACTIONS
 from bot.errors import UsageError
 from bot.remediation.actions.base import Action, Run, check_unchanged, ttl_spec
 from bot.remediation.model import (
@@ -141,9 +142,7 @@ def _current_int(ctx: ActionContext, key: str, default: int) -> int:
 class ShortenSessionTtl(AppConfigAction):
     """Scenario 1, option B: sessions live shorter, so fewer are held at once."""
 
-    id = "shorten-session-ttl"
-    title = "Shorten the session TTL"
-    runbook = "Scenario 1, option B"
+    info = ACTIONS["shorten-session-ttl"]
     risk = "medium"
     key = "session_ttl_seconds"
 
@@ -182,9 +181,7 @@ class ShortenSessionTtl(AppConfigAction):
 class LimitConcurrentSessions(AppConfigAction):
     """Scenario 1, option C: fewer sessions per user."""
 
-    id = "limit-concurrent-sessions"
-    title = "Limit concurrent sessions per user"
-    runbook = "Scenario 1, option C"
+    info = ACTIONS["limit-concurrent-sessions"]
     risk = "medium"
     key = "session_max_concurrent"
 
@@ -224,9 +221,7 @@ class LimitConcurrentSessions(AppConfigAction):
 class EnableSlidingWindow(AppConfigAction):
     """Scenario 6: active sessions renew their TTL on use, idle ones expire."""
 
-    id = "enable-sliding-window"
-    title = "Enable sliding-window session expiry"
-    runbook = "Scenario 6"
+    info = ACTIONS["enable-sliding-window"]
     risk = "low"
     key = "session_sliding_window"
 

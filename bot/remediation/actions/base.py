@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import ClassVar, Generic, TypeVar
 
+from bot.diagnosis.actions import ActionInfo
 from bot.diagnosis.model import Diagnosis
 from bot.errors import KubernetesError, RedisMemError, UsageError
 from bot.remediation.model import (
@@ -34,8 +35,13 @@ S = TypeVar("S")
 
 
 class Action(ABC, Generic[S]):
-    """One runbook fix. Subclasses set the class attributes and implement the hooks."""
+    """One runbook fix. Subclasses set the class attributes and implement the hooks.
 
+    ``info`` is the fix's declared entry (``bot.diagnosis.actions.ACTIONS``); ``id``,
+    ``title`` and ``runbook`` are taken from it so they are never written twice.
+    """
+
+    info: ClassVar[ActionInfo]
     id: ClassVar[str]
     title: ClassVar[str]
     runbook: ClassVar[str]
@@ -44,6 +50,12 @@ class Action(ABC, Generic[S]):
     tolerance: ClassVar[Mapping[str, float]] = {}
     # What verify says while the fix has not shown in memory yet.
     pending: ClassVar[str] = "no change yet"
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        info = cls.__dict__.get("info")
+        if info is not None:  # a concrete fix (intermediate bases declare none)
+            cls.id, cls.title, cls.runbook = info.id, info.title, info.runbook
 
     def specs(self, limits: RemediationLimits) -> tuple[ParamSpec, ...]:
         """The parameters (bounds come from the limits)."""

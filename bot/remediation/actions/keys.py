@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
+from bot.diagnosis.actions import ACTIONS
 from bot.diagnosis.model import Diagnosis
 from bot.errors import RedisMemError, UsageError
 from bot.remediation.actions.base import Action, Run, ttl_spec
@@ -43,9 +44,7 @@ DEFAULT_TTL = 86400  # the runbook's EXPIRE 86400
 class ExpireKeysWithoutTtl(Action[int]):
     """Scenario 2: give the session keys that have no TTL one, and only those."""
 
-    id = "expire-keys-without-ttl"
-    title = "Set a TTL on session keys that have none"
-    runbook = "Scenario 2, step 4"
+    info = ACTIONS["expire-keys-without-ttl"]
     risk = "low"
     tolerance: ClassVar[Mapping[str, float]] = {NO_TTL: 0.5}
 
@@ -162,9 +161,7 @@ class IdleState:
 class EvictIdleSessions(Action[IdleState]):
     """Immediate mitigation: delete the N sessions idle longest (measured, not arbitrary)."""
 
-    id = "evict-idle-sessions"
-    title = "Evict the idlest sessions"
-    runbook = "Immediate mitigation"
+    info = ACTIONS["evict-idle-sessions"]
     risk = "high"
     tolerance: ClassVar[Mapping[str, float]] = {FOUND: 0.5}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.diagnosis.actions import ACTIONS
 from bot.diagnosis.model import Diagnosis
 from bot.errors import RedisMemError
 from bot.remediation.actions.base import Action, Run
@@ -60,9 +61,7 @@ def read_persistence(ctx: ActionContext) -> tuple[bool, str, str]:
 class RestartRedis(Action[PodState]):
     """Delete the Redis pods by the target's label selector."""
 
-    id = "restart-redis"
-    title = "Restart Redis (delete its pods)"
-    runbook = "Scenario 4, step 1"
+    info = ACTIONS["restart-redis"]
     risk = "high"
     pending = "Redis is restarting; check again once the new pod is ready"
 

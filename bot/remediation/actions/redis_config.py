@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
+from bot.diagnosis.actions import ACTIONS
 from bot.diagnosis.capacity import plan_from_diagnosis
 from bot.diagnosis.drift import REDIS_DEFAULTS, canonical
 from bot.diagnosis.model import Diagnosis
@@ -60,9 +61,7 @@ POLICY_TRADE_OFF = (
 class RaiseMaxmemory(RedisConfigAction):
     """Scenario 1, option A: more memory for Redis, with pod headroom."""
 
-    id = "raise-maxmemory"
-    title = "Raise maxmemory"
-    runbook = "Scenario 1, option A"
+    info = ACTIONS["raise-maxmemory"]
     risk = "medium"
     pending = "used memory is unchanged; the headroom is what changed"
 
@@ -228,9 +227,7 @@ class RaiseMaxmemory(RedisConfigAction):
 class EnableActiveDefrag(RedisConfigAction):
     """Scenario 4, step 2: let Redis defragment itself, without a restart."""
 
-    id = "enable-activedefrag"
-    title = "Enable active defragmentation"
-    runbook = "Scenario 4, step 2"
+    info = ACTIONS["enable-activedefrag"]
     risk = "low"
     pending = "defragmentation runs in the background; fragmentation drops over minutes"
 
@@ -277,9 +274,7 @@ class EnableActiveDefrag(RedisConfigAction):
 class SetEvictionPolicy(RedisConfigAction):
     """Scenario 5: the eviction policy, chosen knowing which keys can be evicted."""
 
-    id = "set-eviction-policy"
-    title = "Set the eviction policy"
-    runbook = "Scenario 5 (and Diagnosis step 4)"
+    info = ACTIONS["set-eviction-policy"]
     risk = "low"
     pending = "the policy acts when memory is full; evictions show over time"
 

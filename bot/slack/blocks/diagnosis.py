@@ -6,6 +6,7 @@ from datetime import UTC
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, DividerBlock, HeaderBlock
 
+from bot.diagnosis.actions import ACTIONS, ActionRegistry
 from bot.diagnosis.model import Check, Diagnosis, Finding, Scenario
 from bot.remediation.catalogue import CATALOGUE
 from bot.slack.blocks.common import (
@@ -30,18 +31,9 @@ from bot.units import format_bytes
 REQUEST_ACTION_PREFIX = "redis_mem.request."
 MAX_EVIDENCE_LINES = 6  # per scenario; the rest is summarised as "…and N more"
 
-# Short button labels (Slack buttons are narrow); an action without one (its title is short
-# already: raise-maxmemory) shows its title.
-BUTTON_LABELS = {
-    "shorten-session-ttl": "Shorten session TTL",
-    "limit-concurrent-sessions": "Limit concurrent sessions",
-    "expire-keys-without-ttl": "Expire keys without TTL",
-    "restart-redis": "Restart Redis",
-    "enable-activedefrag": "Enable active defrag",
-    "set-eviction-policy": "Set eviction policy",
-    "enable-sliding-window": "Enable sliding window",
-    "evict-idle-sessions": "Evict idle sessions",
-}
+# Short button labels (Slack buttons are narrow), declared with the action; an action
+# without one (its title is short already: raise-maxmemory) shows its title.
+BUTTON_LABELS = {info.id: info.button_label for info in ACTIONS if info.button_label}
 
 
 def diagnosis_message(diagnosis: Diagnosis) -> Message:
@@ -123,10 +115,13 @@ def action_blocks(diagnosis: Diagnosis) -> list[Block]:
     ]
 
 
-def request_button(action: str, *, target: str) -> ButtonElement:
+def request_button(
+    action: str, *, target: str, declared: ActionRegistry = ACTIONS
+) -> ButtonElement:
     """A ``redis_mem.request.<action-id>`` button whose value is the target name."""
-    known = CATALOGUE.get(action)  # a diagnosis may name an action this bot lacks
-    label = BUTTON_LABELS.get(action) or (known.title if known else action)
+    info = declared.get(action)  # a diagnosis may name an action this bot lacks
+    label = info.label if info is not None else action
+    known = CATALOGUE.get(action)
     # High-risk fixes (they lose data or drop users) get Slack's red button.
     style = "danger" if known is not None and known.risk == "high" else None
     return ButtonElement(
