@@ -26,12 +26,12 @@ from bot.diagnosis.serialize import diagnosis_to_dict
 from bot.errors import KubernetesError, UsageError
 from bot.kube.cluster import KubeCluster
 from bot.kube.lazy import LazyCluster
+from bot.redisconf import conf_bytes
 from bot.redisinfo.probe import LiveRedisProbe
 from bot.redisinfo.snapshot import Snapshot
 from bot.remediation.actions.drift_guard import edit_conflict
 from bot.remediation.catalogue import get_action
 from bot.remediation.persisted import ConfigMapRedisConf
-from bot.remediation.redisconf import conf_bytes
 from bot.services.diagnose import DiagnosisService
 from tests.approvals_support import Rig, make_rig
 from tests.clirun import run_cli

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from bot.errors import KubernetesError, UsageError
-from bot.remediation.redisconf import set_directive
+from bot.redisconf import set_directive
 from tests.fakekube import NAMESPACE, REDIS_CONF, FakeKubeSetup, running_fake_kube
 
 NS = NAMESPACE

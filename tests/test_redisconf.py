@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from bot.errors import UsageError
-from bot.remediation.redisconf import (
+from bot.redisconf import (
     diff_lines,
     directive_lines,
     get_directive,

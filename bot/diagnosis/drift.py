@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bot.diagnosis.model import Drift, Finding, Severity
+from bot.redisconf import conf_bytes, get_directive
 from bot.redisinfo.snapshot import Snapshot
-from bot.remediation.redisconf import conf_bytes, get_directive
 from bot.units import redis_size
 
 DRIFT_DIRECTIVES = ("maxmemory", "maxmemory-policy", "activedefrag", "appendonly")

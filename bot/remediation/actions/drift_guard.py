@@ -14,8 +14,8 @@ from collections.abc import Mapping
 
 from bot.diagnosis.drift import DRIFT_DIRECTIVES, canonical, drift_message, find_drift
 from bot.diagnosis.model import Drift
+from bot.redisconf import effective_settings, set_directives
 from bot.remediation.model import ActionContext
-from bot.remediation.redisconf import effective_settings, set_directives
 
 DRIFT_FACT = "config drift"
 

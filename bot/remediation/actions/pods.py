@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from bot.diagnosis.actions import ACTIONS
 from bot.diagnosis.model import Diagnosis
 from bot.errors import RedisMemError
+from bot.redisconf import get_directive
 from bot.remediation.actions.base import Action, Run
 from bot.remediation.actions.redis_config import read_redis_conf
 from bot.remediation.model import (
@@ -25,7 +26,6 @@ from bot.remediation.model import (
     Verification,
 )
 from bot.remediation.ports import BulkProgress, StopFlag
-from bot.remediation.redisconf import get_directive
 from bot.remediation.verify import compare
 
 PODS = "pods"

@@ -1,6 +1,6 @@
 """The base of the actions that set redis.conf directives, live and in the Redis ConfigMap.
 
-Only the directives being changed are edited (``bot.remediation.redisconf``):
+Only the directives being changed are edited (``bot.redisconf``):
 the runbook's patches replace the whole file, silently resetting
 ``maxmemory`` to 512mb and dropping ``appendonly``. The ConfigMap patch
 carries the resourceVersion read at preview time, so a concurrent edit makes
@@ -15,6 +15,12 @@ from functools import partial
 
 from bot.diagnosis.model import Drift
 from bot.errors import RedisMemError, UsageError
+from bot.redisconf import (
+    diff_lines,
+    directive_lines,
+    get_directive,
+    set_directives,
+)
 from bot.remediation import persisted
 from bot.remediation.actions.base import (
     Action,
@@ -38,12 +44,6 @@ from bot.remediation.model import (
     StepKind,
 )
 from bot.remediation.ports import BulkProgress, StopFlag
-from bot.remediation.redisconf import (
-    diff_lines,
-    directive_lines,
-    get_directive,
-    set_directives,
-)
 
 RV = "configmap_resource_version"
 

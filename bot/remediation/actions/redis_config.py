@@ -14,6 +14,7 @@ from bot.diagnosis.capacity import plan_from_diagnosis
 from bot.diagnosis.drift import REDIS_DEFAULTS, canonical
 from bot.diagnosis.model import Diagnosis
 from bot.errors import RedisMemError, UsageError
+from bot.redisconf import conf_bytes, get_directive
 from bot.remediation.actions.base import Run
 from bot.remediation.actions.redis_conf_action import (
     ConfState,
@@ -37,7 +38,6 @@ from bot.remediation.params import (
     parse_quantity,
     round_up_mib,
 )
-from bot.remediation.redisconf import conf_bytes, get_directive
 from bot.remediation.verify import compare
 from bot.units import format_bytes, redis_size
 
