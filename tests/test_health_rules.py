@@ -12,8 +12,9 @@ from bot.errors import ConfigError, UsageError
 from bot.health.engine import evaluate, step
 from bot.health.model import RuleState, RuleStatus, Severity
 from bot.health.promql import predict_linear, rate
-from bot.health.rules import RULE_IDS, Reading, RuleBook
+from bot.health.rules import RULE_IDS, RULES, Reading, RuleBook
 from bot.health.rulesfile import load_rules
+from bot.health.service import NO_DIAGNOSIS_GROUPS
 from bot.units import parse_duration, prometheus_duration
 from tests.health_support import at, down, only, sample
 
@@ -243,3 +244,16 @@ def test_samples_at_one_instant_have_no_rate_and_no_trend() -> None:
     assert rate(points, 1_000, 300_000) is None
     assert predict_linear(points, 1_000, 3_600_000, 6 * 3600) is None
     assert rate([(0, 5.0), (1_000, 7.0)], 1_000, 300_000) is not None
+
+
+def test_what_a_threshold_means_is_declared_on_each_rule() -> None:
+    # One declaration per rule: the rules file and the alert's diagnosis read it there.
+    for rule in RULES:
+        threshold = rule.defaults.threshold
+        if rule.threshold_kind == "none":
+            assert threshold is None
+        elif rule.threshold_kind == "ratio":
+            assert threshold is not None and 0 < threshold <= 1
+        else:
+            assert threshold is not None and threshold > 1
+    assert {"store-down"} == NO_DIAGNOSIS_GROUPS

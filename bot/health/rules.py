@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from bot.diagnosis.model import Severity
 from bot.health import promql
@@ -63,6 +64,10 @@ class Rule:
     measure: Measure
     promql: str
     show: Callable[[float], str]
+    # What a rules file may set as its threshold: a share of a limit in (0, 1], a rate
+    # per second, or nothing (the rule fires on a state, such as unreachable).
+    threshold_kind: Literal["ratio", "rate", "none"] = "ratio"
+    diagnosable: bool = True  # False: its alert carries no diagnosis (nothing to read)
 
     def value_text(self, value: float | None) -> str:
         """The rule's value in words (``83.0% of maxmemory``), ``no data`` without one."""
@@ -191,6 +196,7 @@ EVICTION_RATE = Rule(
     measure=_eviction_rate,
     promql="rate(redis_evicted_keys_total[5m]) > {threshold}",
     show=lambda v: f"{v:,.1f} keys evicted/s",
+    threshold_kind="rate",
 )
 STORE_DOWN = Rule(
     id="store-down",
@@ -200,6 +206,8 @@ STORE_DOWN = Rule(
     measure=_store_down,
     promql="redis_up == 0",
     show=lambda v: "reachable" if v else "unreachable",
+    threshold_kind="none",
+    diagnosable=False,  # an unreachable store cannot be diagnosed
 )
 CONNECTIONS_EXHAUSTED = Rule(
     id="connections-exhausted",

@@ -22,10 +22,6 @@ from bot.health.rules import RULES_BY_ID, ConfiguredRule, RuleBook, RuleConfig
 from bot.units import clip, parse_duration
 
 FIELDS = ("threshold", "for", "keep_firing_for", "severity", "enabled")
-# Thresholds that are shares of a limit (maxmemory, maxclients) must lie in (0, 1].
-RATIO_RULES = frozenset(
-    {"memory-warning", "memory-critical", "connections-exhausted", "memory-forecast"}
-)
 MAX_RATE = 1e9  # evictions per second: far beyond any Redis
 
 
@@ -86,12 +82,13 @@ def apply_overrides(rule_id: str, config: RuleConfig, raw: dict[Any, Any]) -> Ru
 
 
 def _threshold(rule_id: str, value: Any) -> float:
-    if rule_id == "store-down":
-        raise UsageError("store-down.threshold: store-down has no threshold (it fires when down)")
+    kind = RULES_BY_ID[rule_id].threshold_kind
+    if kind == "none":
+        raise UsageError(f"{rule_id}.threshold: {rule_id} has no threshold (it fires on a state)")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise UsageError(f"{rule_id}.threshold: expected a number (got {shown(value)})")
     number = float(value) if isinstance(value, float) or -MAX_RATE < value < MAX_RATE else 0.0
-    if rule_id in RATIO_RULES:
+    if kind == "ratio":  # a share of a limit (maxmemory, maxclients): (0, 1]
         if not 0 < number <= 1:  # NaN fails this too
             raise UsageError(
                 f"{rule_id}.threshold: a share of the limit, between 0 and 1 (e.g. 0.8)"

@@ -32,7 +32,7 @@ from bot.health.engine import Outcome, evaluate
 from bot.health.model import Alert, AlertEvent, EventKind, RuleState, RuleStatus, Sample
 from bot.health.ports import Diagnoser, Evaluation, HealthStore, SampleSource, Snooze
 from bot.health.promql import LOOKBACK_MS
-from bot.health.rules import EVICTION_RANGE_MS, FORECAST_RANGE_MS, RuleBook
+from bot.health.rules import EVICTION_RANGE_MS, FORECAST_RANGE_MS, RULES, RuleBook
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,8 @@ HISTORY = timedelta(milliseconds=max(FORECAST_RANGE_MS, EVICTION_RANGE_MS) + LOO
 GRACE_SECONDS = 1.0  # a round waits this much beyond the per-target timeout
 MAX_PARALLEL = 32
 ALERT_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex: all a button carries
-NO_DIAGNOSIS_GROUPS = frozenset({"store-down"})  # an unreachable store cannot be diagnosed
+# Groups whose alerts carry no diagnosis (an unreachable store cannot be diagnosed).
+NO_DIAGNOSIS_GROUPS = frozenset(rule.group for rule in RULES if not rule.diagnosable)
 
 
 @dataclass(frozen=True)
