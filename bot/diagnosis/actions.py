@@ -27,6 +27,7 @@ class ActionInfo:
     home: the scenario whose own runbook answer it is (listed there before borrowed fixes).
     mitigation: above the mitigation ratio it comes first, whatever the scenarios say.
     reachable_otherwise: for a fix no scenario recommends, how people reach it (a sentence).
+    cancellable: while it runs, its message shows a Cancel button (it stops between batches).
     """
 
     id: str
@@ -38,6 +39,7 @@ class ActionInfo:
     home: str | None = None
     mitigation: bool = False
     reachable_otherwise: str = ""
+    cancellable: bool = False
 
     @property
     def label(self) -> str:
@@ -153,6 +155,7 @@ ACTIONS = ActionRegistry(
             recommended_for=("ttl-leak", "eviction-policy"),
             button_label="Expire keys without TTL",
             home="ttl-leak",
+            cancellable=True,
         ),
         ActionInfo(
             "restart-redis",
@@ -198,6 +201,7 @@ ACTIONS = ActionRegistry(
             recommended_for=("stale-sessions",),
             button_label="Evict idle sessions",
             mitigation=True,
+            cancellable=True,
         ),
     )
 )

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from bot.diagnosis.actions import ACTIONS
 from bot.remediation.actions.base import Run
 from bot.remediation.model import ExecutionResult
 from bot.remediation.ports import BulkProgress, BulkResult
 
-# Actions a Cancel click may stop while they run: batch by batch, with exact counts.
-CANCELLABLE = frozenset({"expire-keys-without-ttl", "evict-idle-sessions"})
-
 
 def cancellable(action_id: str) -> bool:
-    """Whether a running ``action_id`` shows a Cancel button (stops between batches)."""
-    return action_id in CANCELLABLE
+    """Whether a running ``action_id`` shows a Cancel button (stops between batches), as
+    its declaration says (``ActionInfo.cancellable``)."""
+    info = ACTIONS.get(action_id)
+    return info is not None and info.cancellable
 
 
 class Tracker:
