@@ -1,6 +1,6 @@
 """The ``redis-mem`` command: the terminal face of the same services the Slack bot uses.
 
-Exit codes (a contract, see DESIGN.md): 0 ok; 1 the check found a problem worth paging
+Exit codes (a contract, see docs/DESIGN.md): 0 ok; 1 the check found a problem worth paging
 for (critical); 2 usage or configuration error, one line on stderr, never a traceback.
 An unexpected exception (a bug) is also exit 2 and one line, ``internal error: ...``:
 exit 1 must only ever mean "page someone". ``REDIS_MEM_DEBUG=1`` adds its traceback.

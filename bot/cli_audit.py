@@ -1,7 +1,8 @@
 """``redis-mem audit ...`` and ``redis-mem db ...``: read, verify, export, migrate.
 
-Settings are read when a command runs, never at import. Every expected failure
-is one line on stderr and exit 2; ``audit verify`` exits 1 on a broken chain.
+Settings are read when a command runs, never at import; the engine and the store come
+from ``bot.wiring`` (``audit_engine``, ``audit_reader``). Every expected failure is one
+line on stderr and exit 2; ``audit verify`` exits 1 on a broken chain.
 
 ``bot.cli`` mounts these sub-apps for every command line (``--help`` lists them), so
 this module imports typer only: SQLAlchemy and rich's tables load when a command runs.
@@ -39,23 +40,6 @@ def cli_actor() -> str:
         return "cli:unknown"
 
 
-@contextmanager
-def _engine(*, read_only: bool = True) -> Iterator[Engine]:
-    """The audit engine. ``read_only`` (list, verify, export) neither creates nor migrates:
-    a missing SQLite file or a database behind head is a one-line error saying so."""
-    from bot.audit.engine import make_engine
-    from bot.audit.migrate import check_readable
-    from bot.config import Settings
-
-    engine = make_engine(Settings.load().database_url)
-    try:
-        if read_only:
-            check_readable(engine)
-        yield engine
-    finally:
-        engine.dispose()
-
-
 def _run(action: Callable[[], T]) -> T:
     """Run a command body; a RedisMemError becomes one line on stderr and exit 2."""
     from bot.audit.scrub import scrub_text
@@ -86,12 +70,13 @@ def list_command(
         from rich.text import Text
 
         from bot.audit.since import parse_since
-        from bot.audit.store import SqlAuditStore
+        from bot.config import Settings
         from bot.presenters.terminal import stdout_console
+        from bot.wiring import audit_reader
 
         when = parse_since(since) if since is not None else None  # '' is an error, not "all"
-        with _engine() as engine:
-            entries = SqlAuditStore(engine).list_entries(
+        with audit_reader(Settings.load()) as store:
+            entries = store.list_entries(
                 since=when, actor=actor, action=action, target=target, limit=limit
             )
         if as_json:
@@ -123,8 +108,10 @@ def verify_command(
 
     def body() -> int:
         from bot.audit.verify import verify_chain
+        from bot.config import Settings
+        from bot.wiring import audit_engine
 
-        with _engine() as engine:
+        with audit_engine(Settings.load()) as engine:
             result = verify_chain(engine, workers=workers)
         (sys.stdout if result.ok else sys.stderr).write(result.describe() + "\n")
         return EXIT_OK if result.ok else EXIT_BROKEN
@@ -145,15 +132,16 @@ def export_command(
     def body() -> None:
         from bot.audit.export import FORMATS, write_csv, write_jsonl
         from bot.audit.since import parse_since
-        from bot.audit.store import SqlAuditStore
+        from bot.config import Settings
         from bot.limits import echo
+        from bot.wiring import audit_reader
 
         if fmt not in FORMATS:
             raise UsageError(f"--format '{echo(fmt)}': expected one of {', '.join(FORMATS)}")
         when = parse_since(since) if since is not None else None  # '' is an error, not "all"
         writer = write_jsonl if fmt == "jsonl" else write_csv
-        with _engine() as engine, _open(output) as out:
-            writer(SqlAuditStore(engine).iter_entries(since=when), out)
+        with audit_reader(Settings.load()) as store, _open(output) as out:
+            writer(store.iter_entries(since=when), out)
 
     _run(body)
 
@@ -186,9 +174,11 @@ def upgrade_command(
         from bot.audit.migrate import current_revision, upgrade
         from bot.config import Settings
         from bot.datadir import ensure_default_database_dir
+        from bot.wiring import audit_engine
 
-        ensure_default_database_dir(Settings.load().database_url)  # its first write
-        with _engine(read_only=False) as engine:
+        settings = Settings.load()
+        ensure_default_database_dir(settings.database_url)  # its first write
+        with audit_engine(settings, read_only=False) as engine:
             upgrade(engine, revision=revision)
             sys.stdout.write(f"audit database at revision {current_revision(engine)}\n")
 
@@ -201,8 +191,10 @@ def current_command() -> None:
 
     def body() -> None:
         from bot.audit.migrate import check_exists, current_revision, head_revision
+        from bot.config import Settings
+        from bot.wiring import audit_engine
 
-        with _engine(read_only=False) as engine:
+        with audit_engine(Settings.load(), read_only=False) as engine:
             check_exists(engine)  # reading the revision must not create the file
             sys.stdout.write(f"audit database {_where(engine)}\n")
             current = current_revision(engine)

@@ -215,6 +215,7 @@ def _diagnosis_demos(
     from bot.demo import run_demo
     from bot.diagnosis.serialize import diagnosis_to_dict
     from bot.presenters.terminal import print_renderable, render_diagnosis
+    from bot.wiring import probe_for
 
     seen: list[str] = []
 
@@ -226,5 +227,5 @@ def _diagnosis_demos(
         stdout_console().rule(f"demo store: {scenario}")
         print_renderable(render_diagnosis(diagnosis))
 
-    run_demo(on_result=show, thresholds=settings.thresholds)
+    run_demo(on_result=show, probe_for=probe_for(settings), thresholds=settings.thresholds)
     return seen

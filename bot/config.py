@@ -185,7 +185,7 @@ def _redact_query_param(match: re.Match[str]) -> str:
 
 
 class Settings(BaseSettings):
-    """Process settings from the environment (names are a contract: see DESIGN.md)."""
+    """Process settings from the environment (names are a contract: see docs/DESIGN.md)."""
 
     model_config = SettingsConfigDict(
         env_nested_delimiter="__", extra="ignore", populate_by_name=True

@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
-from bot.config import Thresholds
+from bot.config import Target, Thresholds
 from bot.diagnosis.engine import diagnose
 from bot.diagnosis.model import Diagnosis
 from bot.errors import ConfigError, UsageError
 from bot.redisproc import RedisServer, redis_server_available
+
+if TYPE_CHECKING:
+    from bot.services.diagnose import ProbeFactory
 
 HEALTHY = "healthy"
 SESSION_PATTERN = "session:*"
@@ -213,6 +216,7 @@ _LOADERS: dict[str, Callable[[redis.Redis, float], None]] = {
 def run_demo(
     *,
     on_result: Callable[[str, Diagnosis], None],
+    probe_for: ProbeFactory,
     thresholds: Thresholds,
     scenarios: tuple[str, ...] = DEMO_ORDER,
     scale: float = 1.0,
@@ -220,7 +224,8 @@ def run_demo(
 ) -> None:
     """Start a throwaway redis-server per scenario, load it, diagnose it, report it.
 
-    Raises ConfigError (one line) when ``redis-server`` is not installed.
+    ``probe_for``: how a store is read (``bot.wiring.probe_for``, as ``diagnose`` reads
+    a target). Raises ConfigError (one line) when ``redis-server`` is not installed.
     """
     if not redis_server_available():
         raise ConfigError("redis-mem demo needs redis-server (apt-get install redis-server)")
@@ -229,23 +234,31 @@ def run_demo(
             raise UsageError(f"unknown demo scenario {scenario_id!r}")
         on_result(
             scenario_id,
-            demo_one(scenario_id, thresholds=thresholds, scale=scale, sample_size=sample_size),
+            demo_one(
+                scenario_id,
+                probe_for=probe_for,
+                thresholds=thresholds,
+                scale=scale,
+                sample_size=sample_size,
+            ),
         )
 
 
 def demo_one(
-    scenario_id: str, *, thresholds: Thresholds, scale: float = 1.0, sample_size: int = 1000
+    scenario_id: str,
+    *,
+    probe_for: ProbeFactory,
+    thresholds: Thresholds,
+    scale: float = 1.0,
+    sample_size: int = 1000,
 ) -> Diagnosis:
-    """One scenario in its own redis-server, diagnosed through the real adapter."""
-    # Imported here: the adapter is only needed when a demo actually runs.
-    from bot.redisinfo.probe import LiveRedisProbe
-
+    """One scenario in its own redis-server, read through ``probe_for`` and diagnosed."""
     with RedisServer(*SCENARIO_SERVER_ARGS[scenario_id]) as server:
         client = redis.Redis.from_url(server.url, decode_responses=True)
         try:
             load_scenario(client, scenario_id, scale=scale)
         finally:
             client.close()
-        probe = LiveRedisProbe(name=f"demo-{scenario_id}", url=server.url)
+        probe = probe_for(Target(name=f"demo-{scenario_id}", redis_url=server.url))
         snapshot = probe.snapshot(pattern=SESSION_PATTERN, sample_size=sample_size)
     return diagnose(snapshot, thresholds)

@@ -1,6 +1,9 @@
 """The composition root: the one place that turns settings into adapters and services.
 
-Faces (CLI, Slack, scheduler) call these builders; nothing else constructs adapters.
+Faces (the CLI's commands, the demo, the Slack app, serve's runtime) receive what these
+builders make: nothing else constructs an adapter or a client (Redis, Kubernetes, the
+audit database, Slack's Web API). The demo's own redis-py connections, which write its
+throwaway stores, are the scenario itself, not an adapter.
 
 Each builder imports the adapters and services it builds, inside its body: a CLI command
 loads only its own machinery (``diagnose`` never loads Alembic, Slack or the approvals,
@@ -11,7 +14,9 @@ bench/cli_start.py). Names used only in signatures are imported for the type che
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -40,7 +45,7 @@ if TYPE_CHECKING:
     from bot.remediation.ports import Cluster, RedisOps
     from bot.runtime.scheduler import JobScheduler
     from bot.runtime.worker import WakeableWorker
-    from bot.services.diagnose import DiagnosisService
+    from bot.services.diagnose import DiagnosisService, ProbeFactory
 
 
 def targets_for(
@@ -70,14 +75,8 @@ def diagnosis_service(
     read bounded by REDIS_MEM_CHECK_TIMEOUT so an unreachable API cannot stall it.
     """
     from bot.kube.lazy import LazyCluster  # the client itself loads on first use only
-    from bot.redisinfo.probe import LiveRedisProbe
     from bot.remediation.persisted import ConfigMapRedisConf
     from bot.services.diagnose import DiagnosisService
-
-    def probe_for(target: Target) -> RedisProbe:
-        return LiveRedisProbe(
-            name=target.name, url=target.connection_url(), scan_budget=settings.scan_budget
-        )
 
     def connect() -> KubeCluster:
         from bot.kube.cluster import KubeCluster
@@ -86,11 +85,54 @@ def diagnosis_service(
 
     return DiagnosisService(
         targets=targets if targets is not None else load_targets(settings),
-        probe_factory=probe_for,
+        probe_factory=probe_for(settings),
         thresholds=settings.thresholds,
         sample_size=settings.sample_size,
         persisted=ConfigMapRedisConf(cluster if cluster is not None else LazyCluster(connect)),
     )
+
+
+def probe_for(settings: Settings) -> ProbeFactory:
+    """How a target is read: a real Redis connection, its SCAN bounded by REDIS_MEM_SCAN_BUDGET.
+
+    The diagnosis service's, and the demo's (each throwaway store is a target).
+    """
+    from bot.redisinfo.probe import LiveRedisProbe
+
+    def probe(target: Target) -> RedisProbe:
+        return LiveRedisProbe(
+            name=target.name, url=target.connection_url(), scan_budget=settings.scan_budget
+        )
+
+    return probe
+
+
+@contextmanager
+def audit_engine(settings: Settings, *, read_only: bool = True) -> Iterator[Engine]:
+    """DATABASE_URL's engine for one CLI command, disposed after it.
+
+    ``read_only`` (audit list, verify, export) neither creates nor migrates: a missing
+    SQLite file or a database behind head is a one-line ConfigError saying so.
+    """
+    from bot.audit.engine import make_engine
+    from bot.audit.migrate import check_readable
+
+    engine = make_engine(settings.database_url)
+    try:
+        if read_only:
+            check_readable(engine)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def audit_reader(settings: Settings) -> Iterator[SqlAuditStore]:
+    """The audit trail, read-only (``audit_engine``), for one CLI command."""
+    from bot.audit.store import SqlAuditStore
+
+    with audit_engine(settings) as engine:
+        yield SqlAuditStore(engine)
 
 
 def audit_store(settings: Settings) -> tuple[SqlAuditStore, Engine]:
@@ -217,6 +259,53 @@ def health_service(
     )
 
 
+# Seconds per HTTP attempt of each client's calls (their retries: bot/slack/retry.py).
+LISTENER_CALL_TIMEOUT = 10
+ALERT_CALL_TIMEOUT = 10
+
+
+@dataclass(frozen=True)
+class SlackClients:
+    """The two Web API clients of one process: same token and API URL, other retries."""
+
+    # Bolt's, which the listeners answer with: twice, a Retry-After of up to 3 s (an ack
+    # never waits for them, but the asker does).
+    listeners: WebClient
+    # The alert notifier's, the sweeps' and the group resolver's: a 429 with a short
+    # Retry-After, a 500/503 or a dropped connection is retried inside the call; anything
+    # longer is the outbox's to retry.
+    alerts: WebClient
+
+
+def slack_clients(settings: Settings) -> SlackClients:
+    """Both Slack Web API clients on SLACK_BOT_TOKEN and SLACK_API_URL.
+
+    Raises ConfigError naming the missing credentials. Nothing is called yet: build_app
+    checks the token (auth.test) through ``listeners``.
+    """
+    from slack_sdk import WebClient
+
+    from bot.slack.app import api_base_url, slack_credentials
+    from bot.slack.retry import alert_retry_handlers, listener_retry_handlers
+
+    token, _ = slack_credentials(settings)
+    base_url = api_base_url(settings.slack_api_url)
+    return SlackClients(
+        listeners=WebClient(
+            token=token,
+            base_url=base_url,
+            timeout=LISTENER_CALL_TIMEOUT,
+            retry_handlers=listener_retry_handlers(),
+        ),
+        alerts=WebClient(
+            token=token,
+            base_url=base_url,
+            timeout=ALERT_CALL_TIMEOUT,
+            retry_handlers=alert_retry_handlers(),
+        ),
+    )
+
+
 def run_bot(settings: Settings) -> None:
     """``redis-mem serve``: wire the audit store, the services, the Bolt app and the runtime.
 
@@ -237,18 +326,17 @@ def run_bot(settings: Settings) -> None:
     from bot.runtime.component import Runtime
     from bot.runtime.pool import Foreground
     from bot.serve import serve
-    from bot.slack.app import alert_client, build_app, slack_credentials
+    from bot.slack.app import build_app
     from bot.slack.deps import aside_pool, work_pool
     from bot.slack.groups import SlackGroupResolver
     from bot.slack.listeners.approvals import fix_executor
     from bot.slack.metrics import BotMetrics
 
-    slack_credentials(settings)
+    clients = slack_clients(settings)  # missing credentials: one line before the database
     store, engine = audit_store(settings)
     registry = CollectorRegistry()
     diagnosis = diagnosis_service(settings)
-    # Its own client (bounded retries on 429/5xx): build_app's checks the token with auth.test.
-    slack = alert_client(settings)
+    slack = clients.alerts
     remediation = remediation_service(
         settings,
         engine=engine,
@@ -265,6 +353,7 @@ def run_bot(settings: Settings) -> None:
     aside = aside_pool(after=acks)
     app = build_app(
         settings=settings,
+        client=clients.listeners,
         diagnosis=diagnosis,
         audit=store,
         metrics=BotMetrics.create(registry),

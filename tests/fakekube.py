@@ -1,6 +1,6 @@
 """A small, stateful fake Kubernetes API server over real HTTP, for the real ``kubernetes`` client.
 
-Why not kmock 0.8 (see DESIGN.md): no PUT, label selectors ignored, a
+Why not kmock 0.8 (see docs/DESIGN.md): no PUT, label selectors ignored, a
 strategic-merge patch of ``containers`` replaces the list, and no
 resourceVersion conflicts. This fake does exactly what our adapter uses, the
 way the real API server does it:

@@ -1,8 +1,9 @@
 """The alert rig shared by the test_slack_alert_* modules (no tests of its own).
 
 Real parts: a SQLite audit database migrated to head, ``SqlHealthStore``, the real
-``HealthService`` and ``Dispatcher``, ``SlackNotifier`` on ``alert_client`` talking to
-the fake Slack Web API over HTTP, and (for clicks) the real Bolt app under uvicorn.
+``HealthService`` and ``Dispatcher``, ``SlackNotifier`` on ``slack_clients(...).alerts``
+talking to the fake Slack Web API over HTTP, and (for clicks) the real Bolt app under
+uvicorn.
 Only the samples are canned: ``CannedSource`` is a fake of our ``SampleSource`` port.
 """
 
@@ -30,14 +31,14 @@ from bot.health.model import Alert, AlertDiagnosis, Sample, ScenarioDigest
 from bot.health.rules import RuleBook
 from bot.health.service import HealthService
 from bot.health.store import SqlHealthStore
-from bot.slack.app import alert_client, build_app
 from bot.slack.metrics import BotMetrics
 from bot.slack.notifier import SlackNotifier
 from bot.web import create_web_app
-from bot.wiring import diagnosis_service
+from bot.wiring import diagnosis_service, slack_clients
 from tests.asgiserver import ThreadedServer
 from tests.fakeslack import Call, FakeSlack
 from tests.health_support import Clock, only
+from tests.slack_app_support import bolt_app
 from tests.slacksign import button_click_payload, signed_headers
 
 SECRET = "test-signing-secret"
@@ -128,7 +129,7 @@ class AlertRig:
     def __post_init__(self) -> None:
         self.store = SqlHealthStore(self.engine)
         self.audit = SqlAuditStore(self.engine, clock=self.clock)
-        self.notifier = SlackNotifier(alert_client(self.settings), clock=self.clock)
+        self.notifier = SlackNotifier(slack_clients(self.settings).alerts, clock=self.clock)
         self.dispatcher = Dispatcher(
             store=self.store, notifier=self.notifier, audit=self.audit, clock=self.clock
         )
@@ -279,8 +280,8 @@ def start_alert_bot(rig: AlertRig) -> Iterator[Callable[..., AlertBot]]:
     def start(*, with_health: bool = True) -> AlertBot:
         settings = rig.settings
         registry = CollectorRegistry()
-        bolt = build_app(
-            settings=settings,
+        bolt = bolt_app(
+            settings,
             diagnosis=diagnosis_service(settings, rig.targets),
             audit=rig.audit,
             metrics=BotMetrics.create(registry),

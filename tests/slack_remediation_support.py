@@ -29,7 +29,6 @@ from bot.audit.engine import make_engine
 from bot.audit.migrate import upgrade
 from bot.audit.store import SqlAuditStore
 from bot.config import Settings
-from bot.slack.app import build_app
 from bot.slack.groups import SlackGroupResolver
 from bot.slack.metrics import BotMetrics
 from bot.web import create_web_app
@@ -38,6 +37,7 @@ from tests.approvals_support import Clock
 from tests.asgiserver import ThreadedServer
 from tests.fakeslack import Call, FakeSlack
 from tests.remediation_support import Env
+from tests.slack_app_support import bolt_app
 from tests.slackcheck import button_values, wait_until
 from tests.slacksign import signed_headers
 
@@ -185,8 +185,8 @@ def slack_bot(env: Env, fake_slack: FakeSlack, tmp_path: Path) -> Iterator[Slack
         clock=clock,
     )
     registry = CollectorRegistry()
-    bolt = build_app(
-        settings=settings,
+    bolt = bolt_app(
+        settings,
         diagnosis=diagnosis,
         audit=audit,
         metrics=BotMetrics.create(registry),

@@ -13,12 +13,13 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from bot.config import Thresholds
+from bot.config import Settings, Thresholds
 from bot.demo import SCENARIO_SERVER_ARGS, load_scenario, run_demo
 from bot.diagnosis.engine import diagnose
 from bot.diagnosis.model import SCENARIO_IDS, Diagnosis, Severity
 from bot.errors import UsageError
 from bot.redisinfo.probe import LiveRedisProbe
+from bot.wiring import probe_for
 from tests.conftest import RedisFactory
 from tests.redisserver import RedisServer
 
@@ -102,7 +103,12 @@ def test_stale_sessions_under_lfu(lfu_stale: RedisServer) -> None:
 
 def test_run_demo_reports_each_result() -> None:
     seen: list[tuple[str, Diagnosis]] = []
-    run_demo(on_result=lambda sid, d: seen.append((sid, d)), thresholds=TH, scenarios=("healthy",))
+    run_demo(
+        on_result=lambda sid, d: seen.append((sid, d)),
+        probe_for=probe_for(Settings()),
+        thresholds=TH,
+        scenarios=("healthy",),
+    )
     assert [sid for sid, _ in seen] == ["healthy"]
     assert seen[0][1].target == "demo-healthy"
 

@@ -22,13 +22,13 @@ from bot.audit.entry import AuditEntry
 from bot.config import Settings, Target
 from bot.redisproc import RedisServer
 from bot.slack.afterack import BUSY
-from bot.slack.app import build_app
 from bot.slack.metrics import BotMetrics
 from bot.web import create_web_app
 from bot.wiring import diagnosis_service
 from tests.asgiserver import ThreadedServer
 from tests.conftest import RedisFactory
 from tests.fakeslack import FakeSlack
+from tests.slack_app_support import bolt_app
 from tests.slackcheck import wait_until
 from tests.slacksign import button_click_payload, signed_headers
 
@@ -101,8 +101,8 @@ def start_bot(fake_slack: FakeSlack, store: RedisServer) -> Iterator[Callable[..
         targets = {"prod": Target(name="prod", redis_url=store.url)}
         sink = ListSink()
         registry = CollectorRegistry()
-        bolt = build_app(
-            settings=config,
+        bolt = bolt_app(
+            config,
             diagnosis=diagnosis_service(config, targets),
             audit=sink,
             metrics=BotMetrics.create(registry),

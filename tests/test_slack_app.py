@@ -12,10 +12,11 @@ from bot.audit.entry import AuditEntry
 from bot.config import Settings, Target
 from bot.errors import ConfigError
 from bot.serve import serve
-from bot.slack.app import api_base_url, build_app
+from bot.slack.app import api_base_url
 from bot.wiring import diagnosis_service, run_bot
 from tests.fakeslack import FakeSlack
 from tests.redisserver import free_port
+from tests.slack_app_support import bolt_app
 
 TOKEN = "xoxb-secret-token-value"
 
@@ -40,9 +41,7 @@ def settings(**values: object) -> Settings:
 
 def build(config: Settings) -> App:
     targets = {"prod": Target(name="prod", redis_url="redis://127.0.0.1:1/0")}
-    return build_app(
-        settings=config, diagnosis=diagnosis_service(config, targets), audit=ListSink()
-    )
+    return bolt_app(config, diagnosis=diagnosis_service(config, targets), audit=ListSink())
 
 
 def test_build_checks_the_token_with_auth_test(fake_slack: FakeSlack) -> None:

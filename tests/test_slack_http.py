@@ -26,7 +26,6 @@ from bot.audit.store import SqlAuditStore
 from bot.audit.verify import verify_chain
 from bot.config import Settings, Target
 from bot.errors import AuditUnavailable
-from bot.slack.app import build_app
 from bot.slack.metrics import BotMetrics
 from bot.web import create_web_app
 from bot.wiring import diagnosis_service
@@ -34,6 +33,7 @@ from tests.asgiserver import ThreadedServer
 from tests.conftest import RedisFactory
 from tests.fakeslack import FakeSlack
 from tests.redisserver import free_port
+from tests.slack_app_support import bolt_app
 from tests.slackcheck import all_text, rebuilt, wait_until
 from tests.slacksign import button_click_payload, signed_headers
 
@@ -130,8 +130,8 @@ def start_bot(fake_slack: FakeSlack, targets: dict[str, Target]) -> Iterator[Cal
         )
         registry = CollectorRegistry()
         sink = audit if audit is not None else ListSink()
-        bolt = build_app(
-            settings=settings,
+        bolt = bolt_app(
+            settings,
             diagnosis=diagnosis_service(settings, targets),
             audit=sink,
             metrics=BotMetrics.create(registry),
@@ -385,7 +385,7 @@ def test_unsigned_stale_or_tampered_requests_are_refused(bot: Bot, case: str) ->
     assert bot.audit.entries == []
 
 
-def test_fix_request_buttons_without_approvals_configured_say_so(bot: Bot) -> None:
+def test_a_fix_request_button_opens_its_form(bot: Bot) -> None:
     payload = button_click_payload(
         action_id="redis_mem.request.expire-keys-without-ttl",
         value="prod",
@@ -398,10 +398,13 @@ def test_fix_request_buttons_without_approvals_configured_say_so(bot: Bot) -> No
     )
 
     assert response.status_code == 200
-    [reply] = bot.fake.wait_for("chat.postEphemeral")
-    assert (reply.params["user"], reply.params["channel"]) == ("U0ALICE", "C0OPS")
-    assert "fixes are not configured" in reply.params["text"]
-    assert bot.fake.calls_to("views.open") == []
+    [opened] = bot.fake.wait_for("views.open")  # prod has sessions without TTL: it can run
+    assert opened.params["trigger_id"] == "1337.43"
+    view = opened.params["view"]
+    assert view["callback_id"] == "redis_mem.fix_modal"
+    meta = json.loads(view["private_metadata"])
+    assert meta == {"action": "expire-keys-without-ttl", "target": "prod", "channel": "C0OPS"}
+    assert bot.fake.calls_to("chat.postEphemeral") == []
 
 
 def test_health_ready_and_metrics(bot: Bot) -> None:

@@ -32,13 +32,13 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from bot.audit.engine import make_engine
 from bot.audit.store import SqlAuditStore
 from bot.config import Settings, Target
-from bot.slack.app import build_app
 from bot.wiring import diagnosis_service
 from tests.clirun import REDIS_MEM
 from tests.conftest import RedisFactory
 from tests.fakeslack import FakeSlack
 from tests.fakesocket import FakeSocket
 from tests.redisserver import free_port
+from tests.slack_app_support import bolt_app
 from tests.slackcheck import rebuilt, wait_until
 from tests.slacksign import button_click_payload
 from tests.test_slack_http import ListSink, slash_payload
@@ -102,7 +102,7 @@ def bot(
         sample_size=100,
     )
     audit = ListSink()
-    app = build_app(settings=settings, diagnosis=diagnosis_service(settings, targets), audit=audit)
+    app = bolt_app(settings, diagnosis=diagnosis_service(settings, targets), audit=audit)
     handler = SocketModeHandler(app, app_token=APP_TOKEN)
     handler.connect()  # type: ignore[no-untyped-call]
     try:
@@ -192,9 +192,11 @@ def test_button_clicks_arrive_as_interactive_envelopes(bot: SocketBot) -> None:
     envelope_id = bot.socket.send_envelope("interactive", payload)
 
     assert bot.ack(envelope_id) == {"envelope_id": envelope_id}
-    [reply] = bot.fake.wait_for("chat.postEphemeral")
-    assert (reply.params["user"], reply.params["channel"]) == ("U0ALICE", "C0OPS")
-    assert "fixes are not configured" in reply.params["text"]
+    [opened] = bot.fake.wait_for("views.open")  # prod has sessions without TTL: the form
+    view = opened.params["view"]
+    assert view["callback_id"] == "redis_mem.fix_modal"
+    meta = json.loads(view["private_metadata"])
+    assert meta == {"action": "expire-keys-without-ttl", "target": "prod", "channel": "C0OPS"}
 
 
 def test_redis_mem_serve_runs_socket_mode_beside_the_probes(

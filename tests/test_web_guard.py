@@ -28,7 +28,6 @@ from slack_bolt import App, BoltRequest, BoltResponse
 
 from bot.audit.entry import AuditEntry
 from bot.config import Settings, Target
-from bot.slack.app import build_app
 from bot.slack.metrics import BotMetrics
 from bot.web import create_web_app
 from bot.webguard import MAX_BODY_BYTES, REFUSAL_LOG_INTERVAL, Reason
@@ -39,6 +38,7 @@ from tests.conftest import RedisFactory
 from tests.fakeslack import FakeSlack
 from tests.redisserver import free_port
 from tests.serveproc import ServeProcess
+from tests.slack_app_support import bolt_app
 from tests.slackcheck import wait_until
 from tests.slacksign import button_click_payload, signature
 
@@ -137,8 +137,8 @@ def serving(slack_api: FakeSlack) -> Iterator[Guarded]:
     )
     registry, clock, sink = CollectorRegistry(), FakeClock(), ListSink()
     targets = {"prod": Target(name="prod", redis_url="redis://127.0.0.1:1/0")}  # never used
-    bolt = build_app(
-        settings=settings,
+    bolt = bolt_app(
+        settings,
         diagnosis=diagnosis_service(settings, targets),
         audit=sink,
         metrics=BotMetrics.create(registry),
@@ -361,7 +361,8 @@ def test_a_click_on_a_message_as_large_as_slack_allows_passes(guarded: Guarded) 
 
     assert response.status_code == 200, response.text
     [*_, reply] = guarded.fake.wait_for("chat.postEphemeral", count=ephemerals + 1)
-    assert "fixes are not configured" in reply.params["text"]
+    # The click reached its listener: the form's diagnosis finds prod down, and says so.
+    assert reply.params["text"].startswith("⚠ expire-keys-without-ttl: "), reply.params["text"]
 
 
 def test_url_verification_and_ssl_check_keep_working(

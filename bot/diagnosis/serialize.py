@@ -1,4 +1,4 @@
-"""Diagnosis and capacity plans as JSON-safe dicts (the ``--json`` contract in DESIGN.md)."""
+"""Diagnosis and capacity plans as JSON-safe dicts (the ``--json`` contract in docs/DESIGN.md)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from bot.diagnosis.model import Check, Diagnosis, Drift, Finding, Scenario
 
 
 def diagnosis_to_dict(d: Diagnosis) -> dict[str, Any]:
-    """The ``diagnose --json`` document: DESIGN.md's keys first, then the extras."""
+    """The ``diagnose --json`` document: docs/DESIGN.md's keys first, then the extras."""
     plan = plan_from_diagnosis(d)
     return {
         "target": d.target,

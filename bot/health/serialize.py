@@ -1,6 +1,6 @@
 """Health checks and alert events as JSON-safe dicts (``redis-mem check --json``, the demo).
 
-The ``check --json`` keys are a contract (DESIGN.md): change them only with the doc.
+The ``check --json`` keys are a contract (docs/DESIGN.md): change them only with the doc.
 """
 
 from __future__ import annotations

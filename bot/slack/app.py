@@ -1,4 +1,8 @@
-"""The Bolt app factory: builds the App and registers the listeners, nothing else."""
+"""The Bolt app factory: builds the App and registers the listeners, nothing else.
+
+Its Web API client, like every service it hands the listeners, is built by the
+composition root (``bot.wiring.slack_clients``) and passed in.
+"""
 
 from __future__ import annotations
 
@@ -18,31 +22,29 @@ from bot.services.diagnose import DiagnosisService
 from bot.slack.deps import AuditReader, SlackDeps, aside_pool, work_pool
 from bot.slack.listeners import register_all
 from bot.slack.metrics import BotMetrics
-from bot.slack.retry import alert_retry_handlers, listener_retry_handlers
 
 if TYPE_CHECKING:
     from bot.approvals.service import RemediationService
     from bot.health.service import HealthService
 
-ALERT_CALL_TIMEOUT = 10  # seconds per HTTP attempt of the alert notifier's calls
-LISTENER_CALL_TIMEOUT = 10  # seconds per HTTP attempt of the listeners' calls
-
 
 def build_app(
     *,
     settings: Settings,
+    client: WebClient,
     diagnosis: DiagnosisService,
     audit: AuditSink,
+    remediation: RemediationService,
     metrics: BotMetrics | None = None,
     audit_reader: AuditReader | None = None,
-    remediation: RemediationService | None = None,
     fix_executor: Executor | None = None,
     health: HealthService | None = None,
     work: BoundedPool | None = None,
     aside: BoundedPool | None = None,
     foreground: Foreground | None = None,
 ) -> App:
-    """A Bolt App with every listener registered.
+    """A Bolt App with every listener registered, answering through ``client``
+    (``bot.wiring.slack_clients(settings).listeners``: its bounded retries are the listeners').
 
     Bolt calls ``auth.test`` here to check the token: a rejected token or an
     unreachable Slack becomes a one-line ConfigError. ``process_before_response``
@@ -51,13 +53,7 @@ def build_app(
     neither the work nor the client's bounded retries (429 with a short Retry-After,
     500/503, dropped connections; see bot/slack/retry.py) ever delay an ack.
     """
-    token, secret = slack_credentials(settings)
-    client = WebClient(
-        token=token,
-        base_url=api_base_url(settings.slack_api_url),
-        timeout=LISTENER_CALL_TIMEOUT,
-        retry_handlers=listener_retry_handlers(),
-    )
+    _, secret = slack_credentials(settings)
     try:
         app = App(
             client=client,
@@ -100,21 +96,6 @@ def register_acks_first(app: App, acks: Foreground) -> None:
     def acks_first(next_: Callable[[], BoltResponse]) -> BoltResponse:
         with acks.acking():
             return next_()
-
-
-def alert_client(settings: Settings) -> WebClient:
-    """The Web API client of the alert notifier: build_app's token and URL, bounded retries.
-
-    A 429 with a short Retry-After, a 500/503 or a dropped connection is retried inside
-    the call (at most a couple of times); anything longer is the outbox's to retry.
-    """
-    token, _ = slack_credentials(settings)
-    return WebClient(
-        token=token,
-        base_url=api_base_url(settings.slack_api_url),
-        timeout=ALERT_CALL_TIMEOUT,
-        retry_handlers=alert_retry_handlers(),
-    )
 
 
 def slack_credentials(settings: Settings) -> tuple[str, str]:

@@ -36,10 +36,11 @@ class SlackDeps:
     diagnosis: DiagnosisService
     audit: AuditSink
     metrics: BotMetrics
+    # Fixes, pending, the approval buttons: every process that answers Slack has them.
+    remediation: RemediationService
     audit_reader: AuditReader | None = None
     # Where approved fixes run; owned by the composition root so shutdown can drain it.
     fix_executor: Executor | None = None
-    remediation: RemediationService | None = None  # None: fix/pending answer "not configured"
     health: HealthService | None = None  # None: alert buttons and ``alerts`` say "not configured"
     # Where every listener's work runs after its ack (bot/slack/afterack.py); the
     # composition root owns it so SIGTERM stops it (tests get a default one).

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 # Parameter names as the catalogue declares them (``maxmemory``, ``session_ttl_seconds``).
 _PARAM_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}", re.ASCII)
 FIX_USAGE = "fix <action-id> [target] [key=value ...]"
-NOT_CONFIGURED = "fixes are not configured in this process (no approvals database)"
 
 
 @dataclass(frozen=True)
@@ -74,16 +73,9 @@ def parse_fix(args: tuple[str, ...]) -> FixArgs:
     return FixArgs(action_id=action_id, target=target, raw_params=raw)
 
 
-def service_of(deps: SlackDeps) -> RemediationService:
-    """The remediation service; UsageError (one line) when this process has none."""
-    if deps.remediation is None:
-        raise UsageError(NOT_CONFIGURED)
-    return deps.remediation
-
-
 def prepare_fix(args: tuple[str, ...], deps: SlackDeps) -> Job:
     """Validate the words now (instant); request after the ack, as the asker."""
-    service = service_of(deps)
+    service = deps.remediation
     parsed = parse_fix(args)
     action = _known_action(parsed.action_id)
     target = deps.diagnosis.target(parsed.target).name
@@ -133,7 +125,7 @@ def requested_result(service: RemediationService, approval: ApprovalRequest) -> 
 def prepare_pending(args: tuple[str, ...], deps: SlackDeps) -> Job:
     """The open requests, shown to the asker only."""
     parse_no_args("pending", args)
-    service = service_of(deps)
+    service = deps.remediation
 
     def run(_request: SlashRequest) -> Result:
         requests = service.pending()

@@ -151,11 +151,8 @@ class ApprovalJob:
         return escape(self.request_id[:32])
 
     def _request(self) -> ApprovalRequest | None:
-        service = self.deps.remediation
-        if service is None:
-            return None
         try:
-            return service.get(self.request_id)
+            return self.deps.remediation.get(self.request_id)
         except RedisMemError:  # an unknown id, or the database is down: say less
             return None
 

@@ -54,7 +54,7 @@ class SlackNotifier:
     """Delivers alert events as one Slack message per alert, updated in place."""
 
     def __init__(self, client: WebClient, *, clock: Callable[[], datetime]) -> None:
-        """``client``: see ``bot.slack.app.alert_client`` (bounded retries inside each call)."""
+        """``client``: ``bot.wiring.slack_clients(...).alerts`` (bounded retries in each call)."""
         self._client = client
         self._clock = clock
 

@@ -23,7 +23,6 @@ from bot.slack.blocks.approval import APPROVE_ACTION, REJECT_ACTION
 from bot.slack.blocks.common import escape
 from bot.slack.clicks import Click, tell
 from bot.slack.deps import SlackDeps
-from bot.slack.fix import NOT_CONFIGURED
 from bot.slack.fixpool import ApprovalJob, FixPool
 from bot.slack.redelivery import record_outcome, update_message
 from bot.slack.retry import CallFailure, without_retries
@@ -87,9 +86,6 @@ def decide(
 ) -> None:
     """Approve (execute, verify) or reject; refusals are a private one-liner to the clicker."""
     service = deps.remediation
-    if service is None:
-        tell(client, user=click.user_id, channel=click.channel, text=f"⚠ {NOT_CONFIGURED}")
-        return
     updater = MessageUpdater(
         client=client, channel=click.channel, ts=click.message_ts, service=service
     )

@@ -25,7 +25,6 @@ from bot.slack.blocks.approval import CANCEL_ACTION
 from bot.slack.blocks.common import escape
 from bot.slack.clicks import Click, tell
 from bot.slack.deps import SlackDeps
-from bot.slack.fix import NOT_CONFIGURED
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +51,8 @@ def register(app: App, deps: SlackDeps) -> None:
 
 def cancel_click(*, deps: SlackDeps, click: Click, request_id: str, client: WebClient) -> None:
     """Ask the service to cancel; a refusal is one private line to the clicker. Never raises."""
-    service = deps.remediation
-    if service is None:
-        tell(client, user=click.user_id, channel=click.channel, text=f"⚠ {NOT_CONFIGURED}")
-        return
     try:
-        service.cancel(request_id=request_id, actor=click.actor, origin=click.origin)
+        deps.remediation.cancel(request_id=request_id, actor=click.actor, origin=click.origin)
     except RedisMemError as err:
         tell(
             client,

@@ -33,7 +33,6 @@ from bot.slack.blocks.modal import (
 )
 from bot.slack.clicks import Click
 from bot.slack.deps import SlackDeps
-from bot.slack.fix import NOT_CONFIGURED, service_of
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +63,11 @@ def register(app: App, deps: SlackDeps) -> None:
 
 
 def open_form(*, deps: SlackDeps, click: Click, action: dict[str, Any], client: WebClient) -> None:
-    """Open the modal, or say privately why not (preconditions, Redis down, no config)."""
+    """Open the modal, or say privately why not (preconditions, Redis down)."""
     action_id = str(action.get("action_id", "")).removeprefix(REQUEST_ACTION_PREFIX)
     target = str(action.get("value") or "") or None
 
     say = teller(client, click)
-    if deps.remediation is None:
-        say(f"⚠ {NOT_CONFIGURED}")
-        return
     try:
         form = deps.remediation.form(action_id=action_id, target_name=target)
     except RedisMemError as err:
@@ -98,9 +94,9 @@ def submit_form(
     *, deps: SlackDeps, ack: Ack, click: Click, view: dict[str, Any], client: WebClient
 ) -> None:
     """Field errors in the ack; then, on the pool: request, post the approval message."""
+    service = deps.remediation
     try:
         meta = ModalContext.loads(view.get("private_metadata"))
-        service = service_of(deps)
         specs = get_action(meta.action).specs(service.limits)
     except UsageError as err:
         ack(response_action="update", view=error_view(err.message))
