@@ -77,7 +77,8 @@ def test_an_unusable_shm_file_is_a_one_line_answer_not_a_crash(
             wait_until(lambda: bool(bot.told(approver[0])), timeout=20)
             [line] = bot.told(approver[0])
             assert line.startswith("⚠ approve: audit database sqlite:///"), line
-            assert "audit.db-shm" in line and "not touching the database" in line
+            # The reason ends the line; a long temp path (pytest-xdist) may clip its last words.
+            assert "audit.db-shm" in line and "not touching" in line
             assert "\n" not in line
             assert bot.alive(), bot.output()
             assert bot.http.get(f"{bot.url}/healthz").status_code == 200
