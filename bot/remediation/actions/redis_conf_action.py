@@ -10,8 +10,10 @@ is checked against the action's intent (``drift_guard``).
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 
 from bot.diagnosis.model import Drift
 from bot.errors import RedisMemError, UsageError
@@ -55,9 +57,13 @@ class ConfState:
     text: str
     resource_version: str
     live: dict[str, str | None]  # CONFIG GET value; None when CONFIG is unavailable
-    # The Redis container's requests/limits, read by the actions that size the pod.
-    resources: dict[str, dict[str, str]] | None = None
     drift: tuple[Drift, ...] = ()  # live settings the ConfigMap says otherwise about
+
+
+# The state an action reads before a preview: ``ConfState``, or a subclass's own
+# extension of it (an action that also sizes the pod adds its resources); the base
+# reads only what every Redis-config action needs.
+C = TypeVar("C", bound=ConfState)
 
 
 def configmap_where(ctx: ActionContext) -> str:
@@ -70,8 +76,13 @@ def read_redis_conf(ctx: ActionContext) -> tuple[str, str]:
     return persisted.read_redis_conf(ctx.cluster, ctx.target.kubernetes)
 
 
-class RedisConfigAction(Action[ConfState]):
-    """Set some redis.conf directives live and in the ConfigMap (only those lines change)."""
+class RedisConfigAction(Action[C]):
+    """Set some redis.conf directives live and in the ConfigMap (only those lines change).
+
+    Generic over the state it reads (``C``): ``extend`` turns the ConfigMap-and-live
+    reading into it, so an action that reads more (the pod's resources) says so in its
+    own state type instead of a field of this class's.
+    """
 
     def directives(self, ctx: ActionContext, params: Params) -> dict[str, str]:
         """redis.conf directive -> value as the file writes it."""
@@ -105,14 +116,20 @@ class RedisConfigAction(Action[ConfState]):
         """Why writing this action's directives into ``text`` contradicts its intent, or None."""
         return edit_conflict(text, self.directives(ctx, params), where=configmap_where(ctx))
 
-    def read(self, ctx: ActionContext, params: Params) -> ConfState:
-        """The ConfigMap text and version, the live values to change, and the drift."""
+    def read(self, ctx: ActionContext, params: Params) -> C:
+        """The ConfigMap text and version, the live values to change, and the drift; then
+        whatever the action's own state adds (``extend``)."""
         text, version = read_redis_conf(ctx)
         live = {name: ctx.redis.config_get(name) for name in self.live_values(ctx, params)}
         drift = live_drift(ctx, text)
-        return ConfState(text=text, resource_version=version, live=live, drift=drift)
+        conf = ConfState(text=text, resource_version=version, live=live, drift=drift)
+        return self.extend(ctx, params, conf)
 
-    def facts(self, ctx: ActionContext, params: Params, state: ConfState) -> dict[str, str]:
+    @abstractmethod
+    def extend(self, ctx: ActionContext, params: Params, conf: ConfState) -> C:
+        """The action's state from the common reading (``PlainConfigAction``: as it is)."""
+
+    def facts(self, ctx: ActionContext, params: Params, state: C) -> dict[str, str]:
         """ConfigMap resourceVersion, each live value, and the drift when there is some."""
         facts = {RV: state.resource_version}
         for name, value in state.live.items():
@@ -120,7 +137,7 @@ class RedisConfigAction(Action[ConfState]):
         return {**facts, **drift_fact(state.drift, self.directives(ctx, params))}
 
     def changes(
-        self, ctx: ActionContext, params: Params, state: ConfState
+        self, ctx: ActionContext, params: Params, state: C
     ) -> tuple[tuple[Change, ...], tuple[str, ...]]:
         """One line per live setting, then the ConfigMap diff (only the directive lines)."""
         changes = [
@@ -149,7 +166,7 @@ class RedisConfigAction(Action[ConfState]):
         warnings += drift_warnings(state.drift, wanted)
         return tuple(changes), tuple(warnings)
 
-    def _live_change(self, name: str, value: str, state: ConfState) -> Change:
+    def _live_change(self, name: str, value: str, state: C) -> Change:
         before = state.live.get(name)
         if before is None:
             return Change(f"live CONFIG SET {name}", "", f"{value} (NOT possible on this server)")
@@ -259,3 +276,11 @@ def _duplicate_warnings(text: str, wanted: dict[str, str]) -> list[str]:
                 "changed, the earlier ones are left as they are"
             )
     return out
+
+
+class PlainConfigAction(RedisConfigAction[ConfState]):
+    """A Redis-config action that reads nothing beyond the ConfigMap and the live values."""
+
+    def extend(self, ctx: ActionContext, params: Params, conf: ConfState) -> ConfState:
+        """The common reading, as it is."""
+        return conf

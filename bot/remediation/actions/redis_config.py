@@ -7,7 +7,7 @@ raise-maxmemory, enable-activedefrag and set-eviction-policy, on the shared base
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, fields
 
 from bot.diagnosis.actions import ACTIONS
 from bot.diagnosis.capacity import plan_from_diagnosis
@@ -18,6 +18,7 @@ from bot.redisconf import conf_bytes, get_directive
 from bot.remediation.actions.base import Run
 from bot.remediation.actions.redis_conf_action import (
     ConfState,
+    PlainConfigAction,
     RedisConfigAction,
     configmap_where,
     read_redis_conf,
@@ -58,7 +59,14 @@ POLICY_TRADE_OFF = (
 )
 
 
-class RaiseMaxmemory(RedisConfigAction):
+@dataclass(frozen=True)
+class PodConfState(ConfState):
+    """Also the Redis container's memory requests/limits (``{"limits": {"memory": ..}}``)."""
+
+    resources: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+class RaiseMaxmemory(RedisConfigAction[PodConfState]):
     """Scenario 1, option A: more memory for Redis, with pod headroom."""
 
     info = ACTIONS["raise-maxmemory"]
@@ -152,20 +160,21 @@ class RaiseMaxmemory(RedisConfigAction):
         """``1024mb``."""
         return redis_size(int(value))
 
-    def read(self, ctx: ActionContext, params: Params) -> ConfState:
+    def extend(self, ctx: ActionContext, params: Params, conf: ConfState) -> PodConfState:
         """The ConfigMap, the live maxmemory and the Redis container's resources."""
-        return replace(super().read(ctx, params), resources=_resources(ctx))
+        common = {f.name: getattr(conf, f.name) for f in fields(ConfState)}
+        return PodConfState(**common, resources=_resources(ctx))
 
-    def facts(self, ctx: ActionContext, params: Params, state: ConfState) -> dict[str, str]:
+    def facts(self, ctx: ActionContext, params: Params, state: PodConfState) -> dict[str, str]:
         """Also the container's memory limit and request."""
         facts = super().facts(ctx, params, state)
-        resources = state.resources or {}
+        resources = state.resources
         facts["pod memory limit"] = resources.get("limits", {}).get("memory", "(none)")
         facts["pod memory request"] = resources.get("requests", {}).get("memory", "(none)")
         return facts
 
     def changes(
-        self, ctx: ActionContext, params: Params, state: ConfState
+        self, ctx: ActionContext, params: Params, state: PodConfState
     ) -> tuple[tuple[Change, ...], tuple[str, ...]]:
         """Live + ConfigMap, and the Deployment's resources unless they already have headroom."""
         changes, warnings = super().changes(ctx, params, state)
@@ -173,7 +182,7 @@ class RaiseMaxmemory(RedisConfigAction):
         if pod is None:
             return changes, (*warnings, "the pod memory limit already has the headroom: unchanged")
         where = _deployment_where(ctx)
-        current = state.resources or {}
+        current = state.resources
         lines = [
             Change(
                 where,
@@ -188,7 +197,7 @@ class RaiseMaxmemory(RedisConfigAction):
             "lost and every user logged out",
         )
 
-    def flags(self, ctx: ActionContext, params: Params, state: ConfState) -> tuple[bool, bool]:
+    def flags(self, ctx: ActionContext, params: Params, state: PodConfState) -> tuple[bool, bool]:
         """Rolling the pod may lose data (without persistence)."""
         rolls = _pod_patch(params, state.resources) is not None
         return rolls, rolls
@@ -224,7 +233,7 @@ class RaiseMaxmemory(RedisConfigAction):
         return super().consequence(run)
 
 
-class EnableActiveDefrag(RedisConfigAction):
+class EnableActiveDefrag(PlainConfigAction):
     """Scenario 4, step 2: let Redis defragment itself, without a restart."""
 
     info = ACTIONS["enable-activedefrag"]
@@ -271,7 +280,7 @@ class EnableActiveDefrag(RedisConfigAction):
         return compare(before, after, pending=self.pending, details=(frag,))
 
 
-class SetEvictionPolicy(RedisConfigAction):
+class SetEvictionPolicy(PlainConfigAction):
     """Scenario 5: the eviction policy, chosen knowing which keys can be evicted."""
 
     info = ACTIONS["set-eviction-policy"]
