@@ -98,12 +98,11 @@ class _CommandAudit:
 def _run_check(
     settings: Settings, *, engine: Engine, target: str | None
 ) -> tuple[list[TargetCheck], str | None]:
-    from bot.audit.store import SqlAuditStore
     from bot.wiring import health_service
 
     targets = chosen_targets(settings, target)
     # check_now stores nothing and audits nothing: the audit sink is never written.
-    service = health_service(settings, engine=engine, audit=SqlAuditStore(engine), targets=targets)
+    service = health_service(settings, engine=engine, targets=targets)
     try:
         return service.check_now()
     finally:

@@ -222,7 +222,7 @@ def health_service(
     settings: Settings,
     *,
     engine: Engine,
-    audit: AuditSink,
+    audit: AuditSink | None = None,
     diagnosis: DiagnosisService | None = None,
     targets: dict[str, Target] | None = None,
     on_events: Callable[[], None] = lambda: None,
@@ -230,9 +230,11 @@ def health_service(
 ) -> HealthService:
     """The scheduled health checks over real Redis connections and the audit database.
 
+    ``audit``: the sink of its events (None: an audit store on ``engine``, built here).
     ``diagnosis``: when given, alerts that fire carry a fresh diagnosis. Raises
     ConfigError for a bad REDIS_MEM_RULES_FILE.
     """
+    from bot.audit.store import SqlAuditStore
     from bot.health.digest import diagnose_for_alert
     from bot.health.rulesfile import load_rules
     from bot.health.service import HealthService
@@ -247,7 +249,7 @@ def health_service(
         source=LiveSampleSource(timeout=settings.check_timeout),
         store=SqlHealthStore(engine),
         rules=load_rules(settings.rules_file),
-        audit=audit,
+        audit=audit if audit is not None else SqlAuditStore(engine),
         interval=settings.check_interval,
         timeout=settings.check_timeout,
         repeat_interval=timedelta(seconds=settings.repeat_interval),
