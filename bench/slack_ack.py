@@ -277,16 +277,24 @@ def report(results: dict[tuple[str, str, int], list[float]], hung: list[float]) 
     return 1 if failed else 0
 
 
+def name_value(text: str) -> tuple[str, str]:
+    """``NAME=VALUE`` of ``--serve-env``; anything else is argparse's one-line error."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--bursts", default="20,50", help="comma-separated burst sizes")
     parser.add_argument(
-        "--serve-env", action="append", default=[], metavar="NAME=VALUE",
+        "--serve-env", action="append", default=[], metavar="NAME=VALUE", type=name_value,
         help="extra environment of serve (e.g. REDIS_MEM_SLACK_WORKERS=4)",
     )  # fmt: skip
     args = parser.parse_args()
-    extra = dict(item.split("=", 1) for item in args.serve_env)
+    extra = dict(args.serve_env)
     sizes = [int(size) for size in args.bursts.split(",")]
     with tempfile.TemporaryDirectory(prefix="ack-bench-") as tmp:
         store, fake, serve, baseline = start_all(Path(tmp), extra)

@@ -76,11 +76,11 @@ def request_button(
     work: Callable[[Click, str], object],
     what: str,
 ) -> bool:
-    """A button whose value is a request id (reject, cancel): ``work(click, request_id)``
-    on the pool once acked (``click_then_work``)."""
-    click, request_id = Click.from_body(body), str(action.get("value") or "")
+    """A button whose value is an id (a request: reject, cancel; an alert: acknowledge,
+    snooze): ``work(click, the id)`` on the pool once acked (``click_then_work``)."""
+    click, value = Click.from_body(body), str(action.get("value") or "")
     return click_then_work(
-        deps, ack=ack, say=teller(client, click), work=lambda: work(click, request_id), what=what
+        deps, ack=ack, say=teller(client, click), work=lambda: work(click, value), what=what
     )
 
 

@@ -17,7 +17,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.errors import RedisMemError, Refused
-from bot.slack.afterack import click_then_work, teller
+from bot.slack.afterack import request_button
 from bot.slack.alerts_view import NOT_CONFIGURED
 from bot.slack.blocks.alert import ACK_ACTION, SNOOZE_ACTIONS
 from bot.slack.blocks.common import escape
@@ -55,26 +55,24 @@ def later(
     client: WebClient,
     hours: int | None,
 ) -> None:
-    """Ack, then ``clicked`` on the work pool (a full pool: ack and one private line)."""
-    click_then_work(
+    """Ack, then ``clicked`` on the work pool (``request_button``: the value is the alert id)."""
+    request_button(
         deps,
         ack=ack,
-        say=teller(client, Click.from_body(body)),
-        work=lambda: clicked(deps=deps, body=body, action=action, client=client, hours=hours),
+        body=body,
+        action=action,
+        client=client,
+        work=lambda click, alert_id: clicked(
+            deps=deps, click=click, alert_id=alert_id, client=client, hours=hours
+        ),
         what="an alert click",
     )
 
 
 def clicked(
-    *,
-    deps: SlackDeps,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    client: WebClient,
-    hours: int | None,
+    *, deps: SlackDeps, click: Click, alert_id: str, client: WebClient, hours: int | None
 ) -> None:
     """Acknowledge (``hours`` None) or snooze; any failure is one private line to the clicker."""
-    click, alert_id = Click.from_body(body), str(action.get("value") or "")
     verb = "acknowledge" if hours is None else "snooze"
     try:
         apply(deps=deps, click=click, alert_id=alert_id, hours=hours)
