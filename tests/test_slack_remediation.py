@@ -271,6 +271,7 @@ def test_the_sweeper_expires_undecided_requests_and_says_so_on_their_message(
         "health-check": 45,
         "expire-approval-requests": 30,
         "prune-health-samples": 3600,
+        "rollup-health-samples": 300,
     }
 
 

@@ -8,12 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.config import Target
 from bot.health.alerts import AlertChange
 from bot.health.model import Alert, AlertDiagnosis, AlertEvent, RuleState, Sample
+
+# The rollup's bucket: raw samples become one aggregate per target and 5 minutes.
+AGGREGATE_BUCKET = timedelta(minutes=5)
+
+
+def bucket_floor(at: datetime) -> datetime:
+    """The start of the 5-minute bucket holding ``at`` (same zone as ``at``)."""
+    step = int(AGGREGATE_BUCKET.total_seconds())
+    return at - timedelta(seconds=int(at.timestamp()) % step, microseconds=at.microsecond)
 
 
 class SampleSource(Protocol):
@@ -123,8 +132,15 @@ class HealthStore(Protocol):
         """Where the alert's message was posted."""
         ...
 
-    def prune(self, *, before: datetime) -> int:
-        """Delete samples and delivered events older than ``before``; how many rows went."""
+    def rollup(self, *, until: datetime) -> int:
+        """Aggregate every complete 5-minute bucket (start + 5 minutes <= ``until``) of raw
+        samples not aggregated yet; how many aggregates were written. Idempotent: running it
+        twice, or in two processes at once, never writes a bucket twice."""
+        ...
+
+    def prune(self, *, before: datetime, aggregates_before: datetime | None = None) -> int:
+        """Delete samples and delivered events older than ``before``, and aggregates whose
+        bucket starts before ``aggregates_before`` (None: none); how many rows went."""
         ...
 
 

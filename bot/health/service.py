@@ -30,7 +30,14 @@ from bot.errors import AuditUnavailable, RedisMemError, Refused
 from bot.health.alerts import AlertPlan, alert_event, plan_alerts
 from bot.health.engine import Outcome, evaluate
 from bot.health.model import Alert, AlertEvent, EventKind, RuleState, RuleStatus, Sample
-from bot.health.ports import Diagnoser, Evaluation, HealthStore, SampleSource, Snooze
+from bot.health.ports import (
+    Diagnoser,
+    Evaluation,
+    HealthStore,
+    SampleSource,
+    Snooze,
+    bucket_floor,
+)
 from bot.health.promql import LOOKBACK_MS
 from bot.health.rules import EVICTION_RANGE_MS, FORECAST_RANGE_MS, RULES, RuleBook
 
@@ -91,7 +98,8 @@ class HealthService:
         interval: float,
         timeout: float,
         repeat_interval: timedelta,
-        retention: timedelta = timedelta(days=14),
+        retention: timedelta = timedelta(hours=48),
+        aggregate_retention: timedelta = timedelta(days=30),
         default_channel: str | None = None,
         diagnoser: Diagnoser | None = None,
         clock: Callable[[], datetime] = utc_now,
@@ -99,7 +107,10 @@ class HealthService:
         max_parallel: int = MAX_PARALLEL,
     ) -> None:
         """``interval``: seconds between rounds (round times are aligned to it);
-        ``timeout``: a target's check budget; ``on_events``: called when events are queued."""
+        ``timeout``: a target's check budget; ``on_events``: called when events are queued;
+        ``retention``: raw samples, ``aggregate_retention``: their 5-minute aggregates."""
+        if aggregate_retention < retention:
+            raise ValueError("the aggregate retention must be at least the raw retention")
         self.targets = dict(targets)
         self.rules = rules
         self._source = source
@@ -109,6 +120,7 @@ class HealthService:
         self._timeout = timeout
         self._repeat = repeat_interval
         self._retention = retention
+        self._aggregate_retention = aggregate_retention
         self._default_channel = default_channel
         self._diagnoser = diagnoser
         self._clock = clock
@@ -411,9 +423,18 @@ class HealthService:
         )
         return AlertsOverview(pending=pending, firing=tuple(self._store.open_alerts()))
 
+    def rollup(self) -> int:
+        """Aggregate the complete 5-minute buckets of samples; how many aggregates were written."""
+        return self._store.rollup(until=self._clock())
+
     def prune(self) -> int:
-        """Drop samples (and delivered events) past the retention; how many rows went."""
-        return self._store.prune(before=self._clock() - self._retention)
+        """Roll up, then drop samples (and delivered events) past the raw retention and
+        aggregates past theirs; how many rows went."""
+        now = self._clock()
+        self._store.rollup(until=now)  # a raw sample goes only once its bucket is aggregated
+        # A retention shorter than a bucket must not eat the samples of the open bucket.
+        before = min(now - self._retention, bucket_floor(now))
+        return self._store.prune(before=before, aggregates_before=now - self._aggregate_retention)
 
     def close(self) -> None:
         """Stop the workers (a stuck one ends with its socket timeout) and the connections."""

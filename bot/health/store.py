@@ -7,13 +7,15 @@ click and a round never overwrite each other's columns.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
 from bot.audit.engine import WRITE_LOCK
@@ -31,12 +33,14 @@ from bot.health.model import (
     Sample,
     ScenarioDigest,
 )
-from bot.health.ports import Evaluation, Snooze, StoredEvent
+from bot.health.ports import AGGREGATE_BUCKET, Evaluation, Snooze, StoredEvent, bucket_floor
 from bot.health.tables import (
+    AGGREGATES,
     ALERTS,
     EVENTS,
     RULE_STATES,
     SAMPLES,
+    AggregateRow,
     AlertEventRow,
     AlertRow,
     RuleStateRow,
@@ -169,8 +173,39 @@ class SqlHealthStore:
         with self._write(doing="storing an alert's message") as conn:
             conn.execute(stmt)
 
-    def prune(self, *, before: datetime) -> int:
-        """Delete samples and delivered events older than ``before``."""
+    # Retention -----------------------------------------------------------------------------
+
+    def rollup(self, *, until: datetime) -> int:
+        """Aggregate each target's complete 5-minute buckets after its newest aggregate.
+
+        One transaction per target: a first rollup over weeks of samples never holds the
+        SQLite write lock for long. A bucket another run wrote meanwhile is left alone by
+        the key, so two runs never double a row. How many aggregates this run wrote.
+        """
+        end = bucket_floor(until)  # buckets starting before it are complete at ``until``
+        written = 0
+        for target in self._rollup_targets(end):
+            with self._write(doing="rolling up health samples") as conn:
+                written += _rollup_target(conn, target, end)
+        return written
+
+    def _rollup_targets(self, end: datetime) -> list[str]:
+        """The targets that can have a complete bucket left to roll up, by name.
+
+        Only those with a sample since the newest aggregate of all: older buckets were
+        rolled up by the run that wrote that aggregate (each target then starts after its
+        own newest one, ``_rollup_target``).
+        """
+        doing = "rolling up health samples"
+        newest = self._rows(select(func.max(AggregateRow.bucket_start)), doing=doing)[0][0]
+        query = select(SampleRow.target).distinct().where(SampleRow.at < end)
+        if newest is not None:
+            query = query.where(SampleRow.at >= newest)
+        return [row[0] for row in self._rows(query.order_by(SampleRow.target), doing=doing)]
+
+    def prune(self, *, before: datetime, aggregates_before: datetime | None = None) -> int:
+        """Delete samples and delivered events older than ``before``, and aggregates whose
+        bucket starts before ``aggregates_before`` (None: keep every aggregate)."""
         with self._write(doing="pruning old health samples") as conn:
             samples = conn.execute(delete(SAMPLES).where(SampleRow.at < before)).rowcount
             events = conn.execute(
@@ -178,7 +213,11 @@ class SqlHealthStore:
                     AlertEventRow.delivered_at.is_not(None), AlertEventRow.at < before
                 )
             ).rowcount
-        return int(samples) + int(events)
+            aggregates = 0
+            if aggregates_before is not None:
+                old = AggregateRow.bucket_start < aggregates_before
+                aggregates = conn.execute(delete(AGGREGATES).where(old)).rowcount
+        return int(samples) + int(events) + int(aggregates)
 
     # Plumbing -----------------------------------------------------------------------------
 
@@ -206,6 +245,100 @@ class SqlHealthStore:
 
 def _sample_values(sample: Sample) -> dict[str, Any]:
     return {name: getattr(sample, name) for name in _SAMPLE_FIELDS}
+
+
+# The rollup ----------------------------------------------------------------------------------
+
+_ROLLUP_COLUMNS = (SampleRow.at, SampleRow.reachable, SampleRow.used_memory,
+                   SampleRow.maxmemory, SampleRow.evicted_keys, SampleRow.dbsize)  # fmt: skip
+
+
+def _rollup_target(conn: Connection, target: str, end: datetime) -> int:
+    """Aggregate ``target``'s samples from after its newest aggregate up to ``end``."""
+    own = conn.execute(
+        select(func.max(AggregateRow.bucket_start)).where(AggregateRow.target == target)
+    ).scalar()
+    query = select(*_ROLLUP_COLUMNS).where(SampleRow.target == target, SampleRow.at < end)
+    if own is not None:
+        query = query.where(SampleRow.at >= own + AGGREGATE_BUCKET)
+    rows = _aggregates(target, conn.execute(query.order_by(SampleRow.at, SampleRow.id)))
+    return _insert_new(conn, AGGREGATES, rows)
+
+
+@dataclass
+class _Bucket:
+    """The readings of one target's samples in one bucket, in time order."""
+
+    target: str
+    start: datetime
+    samples: int = 0
+    reachable: int = 0
+    used: list[int] = field(default_factory=list)
+    ratios: list[float] = field(default_factory=list)
+    evicted: list[int] = field(default_factory=list)
+    maxmemory: int | None = None
+    dbsize: int | None = None
+
+    def add(self, row: Sequence[Any]) -> None:
+        """One sample (``_ROLLUP_COLUMNS``); a reading it lacks leaves the last one."""
+        _, reachable, used, maxmemory, evicted, dbsize = row
+        self.samples += 1
+        self.reachable += bool(reachable)
+        if used is not None:
+            self.used.append(used)
+            if maxmemory:  # maxmemory 0 is "no limit": no ratio
+                self.ratios.append(used / maxmemory)
+        if evicted is not None:
+            self.evicted.append(evicted)
+        self.maxmemory = maxmemory if maxmemory is not None else self.maxmemory
+        self.dbsize = dbsize if dbsize is not None else self.dbsize
+
+    def values(self) -> dict[str, Any]:
+        """The aggregate row."""
+        used, ratios, evicted = self.used, self.ratios, self.evicted
+        # A counter that went down restarted: its new value is what it rose since.
+        increase = sum(cur - prev if cur >= prev else cur for prev, cur in pairwise(evicted))
+        return {
+            "target": self.target,
+            "bucket_start": self.start,
+            "samples": self.samples,
+            "reachable": self.reachable,
+            "used_min": min(used, default=None),
+            "used_max": max(used, default=None),
+            "used_last": used[-1] if used else None,
+            "maxmemory_last": self.maxmemory,
+            "ratio_min": min(ratios, default=None),
+            "ratio_max": max(ratios, default=None),
+            "ratio_last": ratios[-1] if ratios else None,
+            "evicted_first": evicted[0] if evicted else None,
+            "evicted_last": evicted[-1] if evicted else None,
+            "evicted_increase": increase,
+            "dbsize_last": self.dbsize,
+        }
+
+
+def _aggregates(target: str, rows: Iterable[Row[Any]]) -> list[dict[str, Any]]:
+    """One aggregate per bucket of ``rows`` (a target's samples, oldest first)."""
+    buckets: list[_Bucket] = []
+    for row in rows:
+        start = bucket_floor(row[0])
+        if not buckets or buckets[-1].start != start:
+            buckets.append(_Bucket(target, start))
+        buckets[-1].add(row)
+    return [bucket.values() for bucket in buckets]
+
+
+def _insert_new(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:
+    """Insert the rows whose key is not taken yet; how many were inserted.
+
+    Counted from RETURNING: an executemany's rowcount is -1 on psycopg.
+    """
+    if not rows:
+        return 0
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    key = table.primary_key.columns.values()[0]
+    stmt = dialect.insert(table).on_conflict_do_nothing().returning(key)
+    return len(conn.execute(stmt, rows).all())
 
 
 def _put_state(conn: Connection, target: str, rule: str, state: RuleState | None) -> None:

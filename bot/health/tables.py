@@ -1,4 +1,8 @@
-"""The health tables (migration 0003), on the audit database's metadata."""
+"""The health tables (migrations 0003 and 0006), on the audit database's metadata.
+
+The report slots live here too (migration 0006): one tables module for the reports' storage
+keeps ``migrations/env.py`` and the models-match-migrations test registering every table.
+"""
 
 from __future__ import annotations
 
@@ -100,7 +104,49 @@ class AlertEventRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class AggregateRow(Base):
+    """A target's samples of one 5-minute bucket (retention: REDIS_MEM_AGGREGATE_RETENTION).
+
+    ``*_last``: the bucket's last reading; ``evicted_increase``: what the counter rose in
+    the bucket, a drop counted as a restart (the new value is the increase). The key
+    (target, bucket_start) is what keeps two rollups from writing a bucket twice.
+    """
+
+    __tablename__ = "health_sample_aggregates"
+
+    target: Mapped[str] = mapped_column(String(200), primary_key=True)
+    bucket_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True, index=True)
+    samples: Mapped[int] = mapped_column(Integer)
+    reachable: Mapped[int] = mapped_column(Integer)
+    used_min: Mapped[int | None] = mapped_column(BigInteger)
+    used_max: Mapped[int | None] = mapped_column(BigInteger)
+    used_last: Mapped[int | None] = mapped_column(BigInteger)
+    maxmemory_last: Mapped[int | None] = mapped_column(BigInteger)
+    ratio_min: Mapped[float | None] = mapped_column(Float)
+    ratio_max: Mapped[float | None] = mapped_column(Float)
+    ratio_last: Mapped[float | None] = mapped_column(Float)
+    evicted_first: Mapped[int | None] = mapped_column(BigInteger)
+    evicted_last: Mapped[int | None] = mapped_column(BigInteger)
+    evicted_increase: Mapped[int] = mapped_column(BigInteger)
+    dbsize_last: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ReportSlotRow(Base):
+    """A scheduled report's slot of a channel: inserting it is the claim."""
+
+    __tablename__ = "report_slots"
+
+    channel: Mapped[str] = mapped_column(String(100), primary_key=True)
+    slot: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    message_ts: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
 SAMPLES = cast(Table, SampleRow.__table__)
 RULE_STATES = cast(Table, RuleStateRow.__table__)
 ALERTS = cast(Table, AlertRow.__table__)
 EVENTS = cast(Table, AlertEventRow.__table__)
+AGGREGATES = cast(Table, AggregateRow.__table__)
+REPORT_SLOTS = cast(Table, ReportSlotRow.__table__)
