@@ -12,14 +12,24 @@ import stat
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from bot.datadir import default_database_url
 from bot.errors import ConfigError, TargetNotFound, UsageError
-from bot.units import MAX_DURATION_SECONDS, parse_duration
+from bot.limits import echo
+from bot.units import MAX_DURATION_SECONDS, format_duration, parse_duration
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_SLACK_WORKERS = 4
@@ -279,10 +289,33 @@ class Settings(BaseSettings):
         description="reminder cadence of a firing alert nobody acknowledged (0: none)",
     )
     sample_retention: float = Field(
-        14 * 86400.0,
+        48 * 3600.0,
         validation_alias="REDIS_MEM_SAMPLE_RETENTION",
-        description="how long health-check samples are kept",
+        description="how long raw health-check samples are kept (then 5-minute aggregates)",
     )
+    aggregate_retention: float = Field(
+        30 * 86400.0,
+        validation_alias="REDIS_MEM_AGGREGATE_RETENTION",
+        description="how long the samples' 5-minute aggregates are kept (reports read them)",
+    )
+
+    # The schedule is read (and refused in one line) where it is used: bot/runtime/cron.py.
+    report_schedule: str = Field(
+        "0 9 * * *",
+        validation_alias="REDIS_MEM_REPORT_SCHEDULE",
+        description="five-field cron of the channel health report ('off': none)",
+    )
+    timezone: str = Field(
+        "UTC",
+        validation_alias="REDIS_MEM_TIMEZONE",
+        description="IANA zone of the report schedule and of times in reports",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        """An IANA zone name this machine knows (tzdata), else one line at start-up."""
+        return iana_zone(value)
 
     @field_validator("channel")
     @classmethod
@@ -290,7 +323,7 @@ class Settings(BaseSettings):
         """Empty is unset; anything but a channel id or name is one line at start-up."""
         return slack_channel(value)
 
-    @field_validator("repeat_interval", "sample_retention", mode="before")
+    @field_validator("repeat_interval", "sample_retention", "aggregate_retention", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> float:
         """``4h``, ``14d``, ``30m`` or bare seconds; pydantic makes the error one line."""
@@ -303,6 +336,17 @@ class Settings(BaseSettings):
         except UsageError as err:
             raise ValueError(err.message) from None
 
+    @field_validator("aggregate_retention")
+    @classmethod
+    def _aggregates_outlive_samples(cls, value: float, info: ValidationInfo) -> float:
+        """The aggregates are rolled up from the raw samples: they cannot go first."""
+        raw = info.data.get("sample_retention")
+        if raw is not None and value < raw:
+            raise ValueError(
+                f"must be at least REDIS_MEM_SAMPLE_RETENTION ({format_duration(raw)})"
+            )
+        return value
+
     @classmethod
     def load(cls) -> Settings:
         """Read the environment; a bad value becomes a one-line ConfigError."""
@@ -312,6 +356,21 @@ class Settings(BaseSettings):
             raise ConfigError(f"invalid configuration: {first_error(err)}") from None
         except SettingsError as err:  # e.g. REDIS_MEM_THRESHOLDS='{bad' (not JSON)
             raise ConfigError(f"invalid configuration: {err}".splitlines()[0]) from None
+
+
+def iana_zone(value: str) -> str:
+    """``value`` if it names an IANA time zone (``Europe/Paris``); ValueError otherwise."""
+    name = value.strip()
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):  # ValueError: "../x", an absolute path
+        # A zone-shaped word is shown whole (echo would stop at its "/"); others as echo does.
+        shown = name if _ZONE_WORD.fullmatch(name) else echo(name)
+        raise ValueError(f"unknown time zone '{shown}' (an IANA name: UTC, Europe/Paris)") from None
+    return name
+
+
+_ZONE_WORD = re.compile(r"[A-Za-z0-9_+/-]{1,40}")
 
 
 def first_error(err: ValidationError) -> str:
