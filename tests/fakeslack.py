@@ -9,6 +9,7 @@ times, so the client's own retry handlers see what they would see from Slack.
 
 from __future__ import annotations
 
+import email
 import itertools
 import json
 import threading
@@ -54,9 +55,11 @@ class FakeSlack:
     failures: dict[str, list[_Failure]] = field(default_factory=dict)
     usergroup_users: dict[str, list[str]] = field(default_factory=dict)
     socket_url: str | None = None  # what apps.connections.open answers (tests.fakesocket)
+    uploads: dict[str, bytes] = field(default_factory=dict)  # file id -> the bytes uploaded
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _file_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
     def base_url(self) -> str:
@@ -181,6 +184,24 @@ class FakeSlack:
         """A message timestamp like Slack's (unique per fake)."""
         return f"1700000000.{next(self._ts):06d}"
 
+    def next_file_id(self) -> str:
+        """A file id like Slack's (unique per fake)."""
+        return f"F0FAKE{next(self._file_ids):04d}"
+
+    def receive_upload(self, file_id: str, body: bytes, headers: dict[str, str]) -> int:
+        """The upload URL's POST (raw bytes, or a multipart form): store the file's bytes
+        unless a failure is injected (``fail_http("upload", status=500)``); its status."""
+        call = Call(
+            method="upload", params={"file_id": file_id, "length": len(body)}, headers=headers
+        )
+        failure = self._take_failure("upload", call.params)
+        status = failure.status if failure is not None and failure.status != 200 else 200
+        with self._lock:
+            self.calls.append(replace(call, status=status))
+            if status == 200:
+                self.uploads[file_id] = _file_part(body, headers.get("content-type", ""))
+        return status
+
 
 def _auth_test(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
     return {
@@ -218,6 +239,18 @@ def _connections_open(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]
     return {"url": fake.socket_url}
 
 
+def _upload_url(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
+    # files_upload_v2, step 1: the upload URL points back at the fake (step 2 POSTs there).
+    file_id = fake.next_file_id()
+    return {"upload_url": f"{fake.base_url}/upload/{file_id}", "file_id": file_id}
+
+
+def _complete_upload(fake: FakeSlack, params: dict[str, Any]) -> dict[str, Any]:
+    # Step 3: the files (decoded by _parse_body) shared in channel_id, in thread_ts if given.
+    files = params.get("files") or []
+    return {"files": [{"id": f.get("id"), "title": f.get("title")} for f in files]}
+
+
 _ANSWERS: dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]] = {
     "auth.test": _auth_test,
     "chat.postMessage": _post_message,
@@ -226,6 +259,8 @@ _ANSWERS: dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]] = {
     "views.open": lambda fake, params: {"view": {"id": "V0FAKE"}},
     "usergroups.users.list": _users,
     "apps.connections.open": _connections_open,
+    "files.getUploadURLExternal": _upload_url,
+    "files.completeUploadExternal": _complete_upload,
 }
 
 
@@ -233,9 +268,13 @@ def _handler_for(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            params = _parse_body(body, self.headers.get("Content-Type", ""))
             headers = {k.lower(): v for k, v in self.headers.items()}
             path = self.path.split("?", 1)[0].strip("/")
+            if path.startswith("upload/"):  # a file's bytes (files_upload_v2), not form params
+                status = fake.receive_upload(path.removeprefix("upload/"), body, headers)
+                self._send(status, f"OK - {len(body)}".encode(), "text/plain")
+                return
+            params = _parse_body(body, self.headers.get("Content-Type", ""))
             if path.startswith("response_url/"):
                 fake.record(Call(method=path, params=params, headers=headers))
                 self._send(200, b"ok", "text/plain")
@@ -284,7 +323,20 @@ def _parse_body(body: bytes, content_type: str) -> dict[str, Any]:
     if "json" in content_type:
         return dict(json.loads(text or "{}"))
     params: dict[str, Any] = dict(parse_qsl(text, keep_blank_values=True))
-    for key in ("blocks", "attachments", "view"):
+    for key in ("blocks", "attachments", "view", "files"):
         if isinstance(params.get(key), str):
             params[key] = json.loads(params[key])
     return params
+
+
+def _file_part(body: bytes, content_type: str) -> bytes:
+    """The uploaded file's bytes: the body itself, or the file part of a multipart form."""
+    if not content_type.startswith("multipart/"):
+        return body
+    message = email.message_from_bytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+    for part in message.walk():
+        if part.get_filename() is not None or part.get_param("name", header="content-disposition"):
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes):
+                return payload
+    return body

@@ -26,6 +26,7 @@ from bot.slack.metrics import BotMetrics
 if TYPE_CHECKING:
     from bot.approvals.service import RemediationService
     from bot.health.service import HealthService
+    from bot.reports.service import ReportService
 
 
 def build_app(
@@ -39,6 +40,7 @@ def build_app(
     audit_reader: AuditReader | None = None,
     fix_executor: Executor | None = None,
     health: HealthService | None = None,
+    reports: ReportService | None = None,
     work: BoundedPool | None = None,
     aside: BoundedPool | None = None,
     foreground: Foreground | None = None,
@@ -78,6 +80,7 @@ def build_app(
         remediation=remediation,
         fix_executor=fix_executor,
         health=health,
+        reports=reports,
         work=work
         or work_pool(workers=settings.slack_workers, queue=settings.slack_queue, after=acks),
         aside=aside or aside_pool(after=acks),

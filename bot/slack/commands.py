@@ -31,6 +31,7 @@ from bot.slack.parsing import (
     parse_target,
     split_command,
 )
+from bot.slack.report_cmd import REPORT_USAGE, prepare_report
 from bot.slack.status import run_status
 
 Prepare = Callable[[tuple[str, ...], SlackDeps], Job]
@@ -166,6 +167,12 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("fix", FIX_USAGE, "request a runbook fix (a second person approves)", prepare_fix),
     Subcommand("pending", "pending", "fix requests waiting for approval", prepare_pending),
     Subcommand("alerts", "alerts", "pending and firing alerts of every target", prepare_alerts),
+    Subcommand(
+        "report",
+        REPORT_USAGE,
+        "memory, trend, forecast, alerts and fixes over a window, with a chart",
+        prepare_report,
+    ),
     Subcommand(
         "audit", "audit [N]", "the latest N audit entries (only you see them)", prepare_audit
     ),

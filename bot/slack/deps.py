@@ -18,6 +18,7 @@ from bot.slack.metrics import BotMetrics
 if TYPE_CHECKING:
     from bot.approvals.service import RemediationService
     from bot.health.service import HealthService
+    from bot.reports.service import ReportService
 
 
 class AuditReader(Protocol):
@@ -42,6 +43,7 @@ class SlackDeps:
     # Where approved fixes run; owned by the composition root so shutdown can drain it.
     fix_executor: Executor | None = None
     health: HealthService | None = None  # None: alert buttons and ``alerts`` say "not configured"
+    reports: ReportService | None = None  # None: ``report`` says "not configured"
     # Where every listener's work runs after its ack (bot/slack/afterack.py); the
     # composition root owns it so SIGTERM stops it (tests get a default one).
     work: BoundedPool = field(
