@@ -154,6 +154,24 @@ def watch(
 
 
 @app.command()
+def report(
+    target: HealthTargetOpt = None,
+    since: Annotated[
+        str, typer.Option("--since", help="The window, up to now: 30m, 24h, 7d (1m to 30d).")
+    ] = "24h",
+    as_json: JsonOpt = False,
+    png: Annotated[
+        str | None, typer.Option("--png", metavar="FILE", help="Also write the chart there.")
+    ] = None,
+) -> None:
+    """The channel health report: memory, trend, forecast, evictions, alerts, fixes, the
+    capacity plan and the audit head (the anchor `audit verify --anchor` takes)."""
+    from bot.cli_report import report_command
+
+    _finish(lambda: report_command(target=target, since=since, as_json=as_json, png=png))
+
+
+@app.command()
 def serve() -> None:
     """Run the Slack bot (Socket Mode when SLACK_APP_TOKEN is set, else HTTP on PORT)."""
     from bot.clikit import serve_command

@@ -2,7 +2,8 @@
 
 Settings are read when a command runs, never at import; the engine and the store come
 from ``bot.wiring`` (``audit_engine``, ``audit_reader``). Every expected failure is one
-line on stderr and exit 2; ``audit verify`` exits 1 on a broken chain.
+line on stderr and exit 2; ``audit verify`` exits 1 on a broken chain, or one that no
+longer holds an ``--anchor`` (a head copied from a channel report).
 
 ``bot.cli`` mounts these sub-apps for every command line (``--help`` lists them), so
 this module imports typer only: SQLAlchemy and rich's tables load when a command runs.
@@ -103,18 +104,36 @@ def verify_command(
     workers: Annotated[int, typer.Option(min=1, max=64, help="Processes (big trails).")] = min(
         4, os.cpu_count() or 1
     ),
+    anchors: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--anchor",
+            metavar="SEQ:HASH",
+            help="A head copied from a channel report; repeat for several (all must match).",
+        ),
+    ] = None,
 ) -> None:
-    """Walk the hash chain; exit 0 when intact, 1 naming the first bad row."""
+    """Walk the hash chain; exit 0 when intact (and every --anchor matches), 1 naming the
+    first bad row or anchor."""
 
     def body() -> int:
-        from bot.audit.verify import verify_chain
+        from bot.audit.verify import check_anchors, parse_anchor, verify_chain
         from bot.config import Settings
         from bot.wiring import audit_engine
 
+        # Parsed before the database is opened: a mistyped anchor is exit 2, not "broken".
+        wanted = [parse_anchor(text) for text in anchors or ()]
         with audit_engine(Settings.load()) as engine:
             result = verify_chain(engine, workers=workers)
-        (sys.stdout if result.ok else sys.stderr).write(result.describe() + "\n")
-        return EXIT_OK if result.ok else EXIT_BROKEN
+            if not result.ok or not wanted:
+                (sys.stdout if result.ok else sys.stderr).write(result.describe() + "\n")
+                return EXIT_OK if result.ok else EXIT_BROKEN
+            anchored = check_anchors(engine, wanted, last_seq=result.last_seq)
+        if not anchored.ok:
+            sys.stderr.write(anchored.describe() + "\n")
+            return EXIT_BROKEN
+        sys.stdout.write(f"{result.describe()}\n{anchored.describe()}\n")
+        return EXIT_OK
 
     raise typer.Exit(_run(body))
 

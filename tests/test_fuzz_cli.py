@@ -37,7 +37,8 @@ FUZZ = settings(
 )
 CLOSED = free_port()  # nothing listens there: a command that connects fails at once
 HUGE = "9" * 4_301  # one digit more than int() converts
-DANGEROUS = frozenset({"serve", "demo", "watch", "-o", "--output"})  # run forever, or write
+# Commands that run forever, or options that write files.
+DANGEROUS = frozenset({"serve", "demo", "watch", "-o", "--output", "--png"})
 
 
 Run = CliResult  # exit code and the two streams of one ``redis-mem`` run
@@ -305,8 +306,8 @@ def test_watch(cli: Cli, target: str, rounds: str | None) -> None:
 # --- any command line ----------------------------------------------------------------------
 
 _WORDS = ("audit", "list", "verify", "export", "db", "upgrade", "current", "capacity",
-          "diagnose", "check", "--json", "--help", "--since", "--limit", "--target",
-          "--users", "--format", "--full", "--")  # fmt: skip
+          "diagnose", "check", "report", "--json", "--help", "--since", "--limit", "--target",
+          "--users", "--format", "--full", "--anchor", "24h", "--")  # fmt: skip
 
 
 @FUZZ

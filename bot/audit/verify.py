@@ -1,9 +1,12 @@
-"""Walk the hash chain (streaming, constant memory) and name the first bad row."""
+"""Walk the hash chain (streaming, constant memory) and name the first bad row; then
+check the chain against anchors (``SEQ:HASH`` copies of its head kept outside the database).
+"""
 
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -14,10 +17,16 @@ from sqlalchemy import ColumnElement, Engine, String, Text, func, literal, selec
 from bot.audit.canonical import GENESIS_HASH, canonical_row, chain_hash
 from bot.audit.failures import DB_ERRORS, unavailable
 from bot.audit.models import EVENTS, HEAD_ID, ChainHead
+from bot.errors import UsageError
+from bot.limits import MAX_NUMBER_DIGITS, echo, is_digits
 
 VERIFY_BATCH = 5000
 # Below this many rows, starting worker processes costs more than it saves.
 PARALLEL_MIN_ROWS = 200_000
+# Anchors looked up per query: far below SQLite's bound-parameter limit (999 before 3.32).
+ANCHOR_BATCH = 500
+ANCHOR_USAGE = 'SEQ:HASH (as in a report\'s "audit head: 42:9f86d0…", the full 64-digit hash)'
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 _T = EVENTS.c
 
@@ -253,3 +262,102 @@ def _check_head(result: VerifyResult, head: tuple[int, str] | None) -> VerifyRes
         bad = BadRow(None, head_seq, reason)
         return VerifyResult(result.checked, result.last_seq, result.head_hash, bad)
     return result
+
+
+# Anchors ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A copy of a row's hash kept outside the database (the report posts the head's)."""
+
+    seq: int
+    hash: str
+
+    @property
+    def text(self) -> str:
+        """``SEQ:HASH``, as typed."""
+        return f"{self.seq}:{self.hash}"
+
+
+def parse_anchor(text: str) -> Anchor:
+    """``42:<64 hex digits>`` -> Anchor; UsageError (one line) for anything else.
+
+    Checked before the database is opened: a typo is not a broken chain. The hash is
+    taken in either case (a copy may have been upper-cased) and kept lower-case, as stored.
+    """
+    seq_text, colon, hash_text = text.strip().partition(":")
+    if not colon:
+        raise UsageError(f'--anchor "{echo(text)}": expected {ANCHOR_USAGE}')
+    if not is_digits(seq_text):
+        raise UsageError(f'--anchor: SEQ must be a row number (got "{echo(seq_text)}")')
+    if len(seq_text) > MAX_NUMBER_DIGITS:  # before int(): no real chain is that long
+        raise UsageError(
+            f"--anchor: SEQ has too many digits: {len(seq_text):,} (at most {MAX_NUMBER_DIGITS})"
+        )
+    seq = int(seq_text)
+    if seq < 1:
+        raise UsageError("--anchor: SEQ must be 1 or more (the chain's rows count from 1)")
+    digest = hash_text.lower()
+    if _HEX64.fullmatch(digest) is None:
+        not_hex = ", not all hex digits" if set(digest) - set("0123456789abcdef") else ""
+        raise UsageError(
+            f"--anchor {seq}:HASH: HASH must be 64 hex digits"
+            f" (got {len(hash_text):,} characters{not_hex})"
+        )
+    return Anchor(seq, digest)
+
+
+@dataclass(frozen=True)
+class AnchorCheck:
+    """How the chain compares with the anchors: the ones that failed, and why."""
+
+    anchors: tuple[Anchor, ...]
+    last_seq: int
+    # (anchor, the hash stored at its seq, or None when there is no such row), oldest first
+    mismatches: tuple[tuple[Anchor, str | None], ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Every anchor's row is there with the anchor's hash."""
+        return not self.mismatches
+
+    def describe(self) -> str:
+        """One line per matching anchor, or one line naming the oldest mismatch."""
+        if self.ok:
+            return "\n".join(f"matches anchor {anchor.text}" for anchor in self.anchors)
+        anchor, stored = self.mismatches[0]
+        if stored is None:
+            what = f"no row seq={anchor.seq} (the chain ends at {self.last_seq})"
+        else:
+            what = f"row seq={anchor.seq} has hash {stored[:16]}… (anchor says {anchor.hash[:16]}…)"
+        more = len(self.mismatches) - 1
+        tail = f" (and {more} more of {len(self.anchors)} anchors)" if more else ""
+        return f"audit chain does not match the anchor: {what}{tail}"
+
+
+def check_anchors(engine: Engine, anchors: Sequence[Anchor], *, last_seq: int) -> AnchorCheck:
+    """Compare each anchor with the stored hash of the row at its seq.
+
+    Run after an intact ``verify_chain``: the chain then ends at ``last_seq``, so a
+    seq past it has no row. Catches what the walk cannot: a chain rewritten whole
+    (every hash recomputed, the head too) no longer holds the hashes the channel kept.
+    Raises AuditUnavailable when the database cannot be read.
+    """
+    wanted = sorted({anchor.seq for anchor in anchors if anchor.seq <= last_seq})
+    stored: dict[int, str] = {}
+    try:
+        with engine.connect() as conn:
+            for start in range(0, len(wanted), ANCHOR_BATCH):
+                batch = wanted[start : start + ANCHOR_BATCH]
+                rows = conn.execute(select(_T.seq, _T.hash).where(_T.seq.in_(batch)))
+                stored.update((row.seq, row.hash) for row in rows)
+    except DB_ERRORS as err:
+        raise unavailable(engine, err, doing="checking the audit anchors") from None
+    ordered = sorted(anchors, key=lambda anchor: anchor.seq)
+    mismatches = tuple(
+        (anchor, stored.get(anchor.seq))
+        for anchor in ordered
+        if stored.get(anchor.seq) != anchor.hash
+    )
+    return AnchorCheck(tuple(anchors), last_seq, mismatches)
