@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from bot.kube.cluster import KubeCluster
     from bot.redisinfo.snapshot import RedisProbe
     from bot.remediation.ports import Cluster, RedisOps
+    from bot.reports.service import ReportService
+    from bot.runtime.cron import CronSlots
     from bot.runtime.scheduler import JobScheduler
     from bot.runtime.worker import WakeableWorker
     from bot.services.diagnose import DiagnosisService, ProbeFactory
@@ -254,6 +256,7 @@ def health_service(
         timeout=settings.check_timeout,
         repeat_interval=timedelta(seconds=settings.repeat_interval),
         retention=timedelta(seconds=settings.sample_retention),
+        aggregate_retention=timedelta(seconds=settings.aggregate_retention),
         default_channel=settings.channel,
         diagnoser=diagnoser,
         clock=clock,
@@ -333,8 +336,10 @@ def run_bot(settings: Settings) -> None:
     from bot.slack.groups import SlackGroupResolver
     from bot.slack.listeners.approvals import fix_executor
     from bot.slack.metrics import BotMetrics
+    from bot.wiring_reports import report_service, report_slots
 
     clients = slack_clients(settings)  # missing credentials: one line before the database
+    slots = report_slots(settings)  # a bad REDIS_MEM_REPORT_SCHEDULE too
     store, engine = audit_store(settings)
     registry = CollectorRegistry()
     diagnosis = diagnosis_service(settings)
@@ -349,6 +354,7 @@ def run_bot(settings: Settings) -> None:
     outbox, health = alert_outbox(
         settings, engine=engine, audit=store, client=slack, diagnosis=diagnosis
     )
+    reports = report_service(settings, engine=engine, diagnosis=diagnosis)
     fixes = fix_executor()
     acks = Foreground()  # the work waits for the acks in flight (bot/slack/app.py)
     work = work_pool(workers=settings.slack_workers, queue=settings.slack_queue, after=acks)
@@ -363,12 +369,17 @@ def run_bot(settings: Settings) -> None:
         remediation=remediation,
         fix_executor=fixes,
         health=health,
+        reports=reports,
         work=work,
         aside=aside,
         foreground=acks,
     )
     scheduler = scheduled_jobs(settings, remediation=remediation, client=slack, health=health)
     add_audit_backlog_sweep(scheduler, engine=engine, audit=store, client=slack)
+    if slots is not None:
+        add_channel_reports(
+            scheduler, slots=slots, engine=engine, audit=store, client=slack, service=reports
+        )
     from bot.slack.expiry import recover_interrupted
 
     recover_interrupted(service=remediation, client=slack)  # what a dead process left running
@@ -383,6 +394,7 @@ def run_bot(settings: Settings) -> None:
         )
     finally:
         health.close()
+        reports.close()
         engine.dispose()
 
 
@@ -430,8 +442,26 @@ def add_audit_backlog_sweep(
     scheduler.every("flush-audit-backlog", sweep, seconds=SWEEP_SECONDS)
 
 
+def add_channel_reports(
+    scheduler: JobScheduler,
+    *,
+    slots: CronSlots,
+    engine: Engine,
+    audit: AuditSink,
+    client: WebClient,
+    service: ReportService,
+) -> None:
+    """Tick the channel reports: each slot's report is posted once per channel."""
+    from bot.reports.schedule import TICK_SECONDS
+    from bot.wiring_reports import scheduled_reports
+
+    job = scheduled_reports(slots=slots, engine=engine, audit=audit, client=client, service=service)
+    scheduler.every("channel-report", job.run_tick, seconds=TICK_SECONDS, run_now=True)
+
+
 OUTBOX_POLL_SECONDS = 5.0
 RETENTION_SWEEP_SECONDS = 3600
+ROLLUP_SECONDS = 300  # the samples' aggregate bucket: a report sees up to the last whole one
 
 
 def scheduled_jobs(
@@ -453,6 +483,7 @@ def scheduled_jobs(
         seconds=SWEEP_SECONDS,
     )
     scheduler.every("prune-health-samples", health.prune, seconds=RETENTION_SWEEP_SECONDS)
+    scheduler.every("rollup-health-samples", health.rollup, seconds=ROLLUP_SECONDS)
     return scheduler
 
 
