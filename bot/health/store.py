@@ -7,11 +7,10 @@ click and a round never overwrite each other's columns.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import datetime
-from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, update
@@ -34,6 +33,7 @@ from bot.health.model import (
     ScenarioDigest,
 )
 from bot.health.ports import AGGREGATE_BUCKET, Evaluation, Snooze, StoredEvent, bucket_floor
+from bot.health.rollup import aggregates
 from bot.health.tables import (
     AGGREGATES,
     ALERTS,
@@ -249,6 +249,7 @@ def _sample_values(sample: Sample) -> dict[str, Any]:
 
 # The rollup ----------------------------------------------------------------------------------
 
+# In the order bot.health.rollup.Bucket.add reads them.
 _ROLLUP_COLUMNS = (SampleRow.at, SampleRow.reachable, SampleRow.used_memory,
                    SampleRow.maxmemory, SampleRow.evicted_keys, SampleRow.dbsize)  # fmt: skip
 
@@ -261,71 +262,8 @@ def _rollup_target(conn: Connection, target: str, end: datetime) -> int:
     query = select(*_ROLLUP_COLUMNS).where(SampleRow.target == target, SampleRow.at < end)
     if own is not None:
         query = query.where(SampleRow.at >= own + AGGREGATE_BUCKET)
-    rows = _aggregates(target, conn.execute(query.order_by(SampleRow.at, SampleRow.id)))
+    rows = aggregates(target, conn.execute(query.order_by(SampleRow.at, SampleRow.id)))
     return _insert_new(conn, AGGREGATES, rows)
-
-
-@dataclass
-class _Bucket:
-    """The readings of one target's samples in one bucket, in time order."""
-
-    target: str
-    start: datetime
-    samples: int = 0
-    reachable: int = 0
-    used: list[int] = field(default_factory=list)
-    ratios: list[float] = field(default_factory=list)
-    evicted: list[int] = field(default_factory=list)
-    maxmemory: int | None = None
-    dbsize: int | None = None
-
-    def add(self, row: Sequence[Any]) -> None:
-        """One sample (``_ROLLUP_COLUMNS``); a reading it lacks leaves the last one."""
-        _, reachable, used, maxmemory, evicted, dbsize = row
-        self.samples += 1
-        self.reachable += bool(reachable)
-        if used is not None:
-            self.used.append(used)
-            if maxmemory:  # maxmemory 0 is "no limit": no ratio
-                self.ratios.append(used / maxmemory)
-        if evicted is not None:
-            self.evicted.append(evicted)
-        self.maxmemory = maxmemory if maxmemory is not None else self.maxmemory
-        self.dbsize = dbsize if dbsize is not None else self.dbsize
-
-    def values(self) -> dict[str, Any]:
-        """The aggregate row."""
-        used, ratios, evicted = self.used, self.ratios, self.evicted
-        # A counter that went down restarted: its new value is what it rose since.
-        increase = sum(cur - prev if cur >= prev else cur for prev, cur in pairwise(evicted))
-        return {
-            "target": self.target,
-            "bucket_start": self.start,
-            "samples": self.samples,
-            "reachable": self.reachable,
-            "used_min": min(used, default=None),
-            "used_max": max(used, default=None),
-            "used_last": used[-1] if used else None,
-            "maxmemory_last": self.maxmemory,
-            "ratio_min": min(ratios, default=None),
-            "ratio_max": max(ratios, default=None),
-            "ratio_last": ratios[-1] if ratios else None,
-            "evicted_first": evicted[0] if evicted else None,
-            "evicted_last": evicted[-1] if evicted else None,
-            "evicted_increase": increase,
-            "dbsize_last": self.dbsize,
-        }
-
-
-def _aggregates(target: str, rows: Iterable[Row[Any]]) -> list[dict[str, Any]]:
-    """One aggregate per bucket of ``rows`` (a target's samples, oldest first)."""
-    buckets: list[_Bucket] = []
-    for row in rows:
-        start = bucket_floor(row[0])
-        if not buckets or buckets[-1].start != start:
-            buckets.append(_Bucket(target, start))
-        buckets[-1].add(row)
-    return [bucket.values() for bucket in buckets]
 
 
 def _insert_new(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> int:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from bot.diagnosis.model import Severity
+from bot.health.rollup import counter_increase
 from bot.reports.model import (
     FORECAST_HORIZON,
     FORECAST_RATIO,
@@ -149,11 +150,6 @@ def evictions(points: Sequence[Point]) -> int:
                 total += counter_increase(previous, point.evicted_first)
             previous = point.evicted_last if point.evicted_last is not None else previous
     return total
-
-
-def counter_increase(before: int, after: int) -> int:
-    """How much a counter rose from ``before`` to ``after``; a drop is a restart."""
-    return after - before if after >= before else after
 
 
 def key_figures(points: Sequence[Point]) -> KeyFigures:
