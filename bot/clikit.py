@@ -230,7 +230,7 @@ def capacity_command(
 
 def serve_command() -> int:
     """``redis-mem serve``: the Slack bot until interrupted."""
-    from bot.wiring import run_bot
+    from bot.wiring_serve import run_bot
 
     run_bot(Settings.load())
     return EXIT_OK

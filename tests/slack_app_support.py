@@ -1,4 +1,4 @@
-"""``build_app`` as ``bot.wiring.run_bot`` calls it, for tests that serve the Bolt app.
+"""``build_app`` as ``bot.wiring_serve.run_bot`` calls it, for tests that serve the Bolt app.
 
 The Slack client comes from ``bot.wiring.slack_clients`` (the fake Slack's URL in the
 settings). Every Slack-facing process has a remediation service; a test that brings none

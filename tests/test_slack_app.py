@@ -13,7 +13,8 @@ from bot.config import Settings, Target
 from bot.errors import ConfigError
 from bot.serve import serve
 from bot.slack.app import api_base_url
-from bot.wiring import diagnosis_service, run_bot
+from bot.wiring import diagnosis_service
+from bot.wiring_serve import run_bot
 from tests.fakeslack import FakeSlack
 from tests.redisserver import free_port
 from tests.slack_app_support import bolt_app

@@ -30,7 +30,8 @@ from bot.slack.expiry import expire_and_refresh
 from bot.slack.fix import FixArgs, parse_fix
 from bot.slack.groups import SlackGroupResolver
 from bot.slack.listeners.approvals import refresh_messages
-from bot.wiring import health_service, scheduled_jobs
+from bot.wiring import health_service
+from bot.wiring_serve import scheduled_jobs
 from tests.fakeslack import FakeSlack
 from tests.remediation_support import CONF_16MB, load_sessions
 from tests.slack_remediation_support import (
