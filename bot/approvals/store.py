@@ -19,8 +19,7 @@ from sqlalchemy import Engine, Row, insert, or_, select, update
 
 from bot.approvals.model import ApprovalRequest, LaggingMessage, RequestState
 from bot.approvals.table import REQUESTS, ApprovalRow
-from bot.audit.engine import WRITE_LOCK
-from bot.audit.failures import DB_ERRORS, unavailable
+from bot.audit.failures import read_rows, write_transaction
 
 _COLUMNS = tuple(f.name for f in fields(ApprovalRequest))
 # Columns a transition may set besides the state.
@@ -136,12 +135,7 @@ class ApprovalStore:
             .order_by(ApprovalRow.sync_attempts, ApprovalRow.created_at, ApprovalRow.id)
             .limit(limit)
         )
-        doing = "listing approval messages to redeliver"
-        try:
-            with self.engine.connect() as conn:
-                rows = list(conn.execute(query))
-        except DB_ERRORS as err:
-            raise unavailable(self.engine, err, doing=doing) from None
+        rows = read_rows(self.engine, query, doing="listing approval messages to redeliver")
         return [LaggingMessage(_request(row), int(row.sync_attempts or 0)) for row in rows]
 
     def pending(self, now: datetime) -> list[ApprovalRequest]:
@@ -216,22 +210,12 @@ class ApprovalStore:
         return self._write(stmt, doing="cancelling an approval request") == 1
 
     def _read(self, query: Any, *, doing: str) -> list[ApprovalRequest]:
-        try:
-            with self.engine.connect() as conn:
-                return [_request(row) for row in conn.execute(query)]
-        except DB_ERRORS as err:
-            raise unavailable(self.engine, err, doing=doing) from None
+        return [_request(row) for row in read_rows(self.engine, query, doing=doing)]
 
     def _write(self, stmt: Any, *, doing: str) -> int:
-        try:
-            with self.engine.connect() as conn:
-                # SQLite: take the write lock at BEGIN (waiting on the busy timeout) so
-                # concurrent clicks queue instead of failing with "database is locked".
-                conn = conn.execution_options(**{WRITE_LOCK: True})
-                with conn.begin():
-                    return int(conn.execute(stmt).rowcount)
-        except DB_ERRORS as err:
-            raise unavailable(self.engine, err, doing=doing) from None
+        # Concurrent clicks queue on SQLite's write lock (``write_transaction``).
+        with write_transaction(self.engine, doing=doing) as conn:
+            return int(conn.execute(stmt).rowcount)
 
 
 def _check(changes: dict[str, Any]) -> None:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Executable
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from bot.audit.engine import WRITE_LOCK
 from bot.audit.scrub import scrub_text
 from bot.errors import AuditUnavailable
 
@@ -27,3 +33,26 @@ def unavailable(engine: Engine, err: BaseException, *, doing: str) -> AuditUnava
 
 
 DB_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
+
+
+@contextmanager
+def write_transaction(engine: Engine, *, doing: str) -> Iterator[Connection]:
+    """One write transaction on ``engine``; a database error is AuditUnavailable (``doing``
+    names what was being done). SQLite takes its write lock at BEGIN (waiting on the busy
+    timeout), so concurrent writers queue instead of failing with "database is locked"."""
+    try:
+        with engine.connect() as conn:
+            conn = conn.execution_options(**{WRITE_LOCK: True})
+            with conn.begin():
+                yield conn
+    except DB_ERRORS as err:
+        raise unavailable(engine, err, doing=doing) from None
+
+
+def read_rows(engine: Engine, query: Executable, *, doing: str) -> list[Row[Any]]:
+    """Every row of ``query``; a database error is AuditUnavailable."""
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(query).all())  # fetchall: cheaper than row by row
+    except DB_ERRORS as err:
+        raise unavailable(engine, err, doing=doing) from None

@@ -7,8 +7,8 @@ click and a round never overwrite each other's columns.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -17,8 +17,7 @@ from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
-from bot.audit.engine import WRITE_LOCK
-from bot.audit.failures import DB_ERRORS, unavailable
+from bot.audit.failures import read_rows, write_transaction
 from bot.diagnosis.model import Severity
 from bot.health.alerts import AlertChange
 from bot.health.model import (
@@ -226,21 +225,10 @@ class SqlHealthStore:
             conn.execute(update(EVENTS).where(AlertEventRow.id == event_id).values(**values))
 
     def _rows(self, query: Any, *, doing: str) -> list[Row[Any]]:
-        try:
-            with self.engine.connect() as conn:
-                return list(conn.execute(query))
-        except DB_ERRORS as err:
-            raise unavailable(self.engine, err, doing=doing) from None
+        return read_rows(self.engine, query, doing=doing)
 
-    @contextmanager
-    def _write(self, *, doing: str) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as conn:
-                conn = conn.execution_options(**{WRITE_LOCK: True})
-                with conn.begin():
-                    yield conn
-        except DB_ERRORS as err:
-            raise unavailable(self.engine, err, doing=doing) from None
+    def _write(self, *, doing: str) -> AbstractContextManager[Connection]:
+        return write_transaction(self.engine, doing=doing)
 
 
 def _sample_values(sample: Sample) -> dict[str, Any]:

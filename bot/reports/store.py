@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,8 +22,7 @@ from sqlalchemy import Connection, Engine, String, or_, select, type_coerce, upd
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 
-from bot.audit.engine import WRITE_LOCK
-from bot.audit.failures import DB_ERRORS, unavailable
+from bot.audit.failures import read_rows, write_transaction
 from bot.audit.models import EVENTS, HEAD_ID, AuditEvent, ChainHead
 from bot.clock import utc_now
 from bot.diagnosis.model import Severity
@@ -206,11 +205,7 @@ class SqlReportSource:
         return AuditHead(seq=int(rows[0].seq), hash=str(rows[0].hash))
 
     def _rows(self, query: Any, *, doing: str) -> list[Row[Any]]:
-        try:
-            with self.engine.connect() as conn:
-                return list(conn.execute(query).all())  # fetchall: cheaper than row by row
-        except DB_ERRORS as err:
-            raise unavailable(self.engine, err, doing=doing) from None
+        return read_rows(self.engine, query, doing=doing)
 
 
 @contextmanager
@@ -316,12 +311,5 @@ class SqlSlotLedger:
         with self._write(doing="storing a report slot") as conn:
             conn.execute(stmt)
 
-    @contextmanager
-    def _write(self, *, doing: str) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as conn:
-                conn = conn.execution_options(**{WRITE_LOCK: True})
-                with conn.begin():
-                    yield conn
-        except DB_ERRORS as err:
-            raise unavailable(self.engine, err, doing=doing) from None
+    def _write(self, *, doing: str) -> AbstractContextManager[Connection]:
+        return write_transaction(self.engine, doing=doing)
