@@ -6,6 +6,7 @@ import socket
 
 import pytest
 from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
 from slack_bolt import App
 
 from bot.audit.entry import AuditEntry
@@ -103,6 +104,29 @@ def test_api_base_url_gets_the_slash_slack_sdk_needs() -> None:
 def test_run_bot_refuses_missing_credentials_before_touching_the_database() -> None:
     with pytest.raises(ConfigError, match=r"^Slack is not configured: set SLACK_BOT_TOKEN$"):
         run_bot(settings(slack_bot_token=None, database_url="sqlite:////nonexistent/dir/x.db"))
+
+
+@pytest.mark.parametrize(
+    ("schedule", "says"),
+    [
+        ("0 9 * *", "must be five cron fields"),
+        ("0 25 * * *", "25"),
+        ("0 9 * * 8", "weekday '8'"),
+    ],
+)
+def test_run_bot_refuses_a_bad_report_schedule_before_touching_the_database(
+    schedule: str, says: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        run_bot(settings(report_schedule=schedule, database_url="sqlite:////nonexistent/dir/x.db"))
+    assert err.value.message.startswith("invalid configuration: REDIS_MEM_REPORT_SCHEDULE: ")
+    assert says in err.value.message and "\n" not in err.value.message
+
+
+def test_a_bad_time_zone_is_one_line_at_start_up() -> None:
+    with pytest.raises(ValidationError) as err:
+        settings(timezone="Mars/Olympus")
+    assert "unknown time zone 'Mars/Olympus'" in str(err.value)
 
 
 def test_a_busy_port_is_one_line(fake_slack: FakeSlack) -> None:
