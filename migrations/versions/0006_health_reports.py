@@ -53,6 +53,9 @@ def upgrade() -> None:
         _big("evicted_increase", nullable=False),
         _big("dbsize_last"),
         sa.PrimaryKeyConstraint("target", "bucket_start", name=op.f("pk_health_sample_aggregates")),
+        # SQLite: rows stored in key order, so a target's window is one range of pages (the
+        # rollup writes every target's bucket at once: a rowid table interleaves them).
+        sqlite_with_rowid=False,
     )
     # Retention deletes by time, and the rollup finds the newest bucket of all targets.
     op.create_index(
