@@ -35,6 +35,7 @@ DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_SLACK_WORKERS = 4
 DEFAULT_SLACK_QUEUE = 32
 DEFAULT_TARGET_NAME = "default"
+MIN_WEBHOOK_TOKEN = 16  # REDIS_MEM_WEBHOOK_TOKEN: shorter is guessable
 # A Slack channel as chat.postMessage takes it: an id (C..., G... private) or a name
 # (#ops, lower case, at most 80 characters).
 SLACK_CHANNEL = re.compile(r"^(?:[CG][A-Z0-9]{2,30}|#?[a-z0-9][a-z0-9._-]{0,79})$")
@@ -210,6 +211,9 @@ class Settings(BaseSettings):
     slack_app_token: str | None = Field(None, validation_alias="SLACK_APP_TOKEN")
     slack_api_url: str | None = Field(None, validation_alias="SLACK_API_URL")
     channel: str | None = Field(None, validation_alias="REDIS_MEM_CHANNEL")
+    # Alertmanager's bearer token for POST /alertmanager (unset: the endpoint is off).
+    # A secret: never logged, and kept out of the settings' repr.
+    webhook_token: str | None = Field(None, validation_alias="REDIS_MEM_WEBHOOK_TOKEN", repr=False)
     approvers: str | None = Field(None, validation_alias="REDIS_MEM_APPROVERS")
     port: int = Field(3000, ge=1, le=65535, validation_alias="PORT")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -299,6 +303,21 @@ class Settings(BaseSettings):
         description="how long the samples' 5-minute aggregates are kept (reports read them)",
     )
 
+    # Who runs the scheduled jobs among replicas (docs/decisions/leader-election.md).
+    leader_election: Literal["auto", "kubernetes", "database", "none"] = Field(
+        "auto",
+        validation_alias="REDIS_MEM_LEADER_ELECTION",
+        description="auto, kubernetes (Lease), database (PostgreSQL advisory lock) or none",
+    )
+    # One knob, client-go's proportions: 15 s lease, 10 s renew deadline, 2 s retry.
+    lease_seconds: float = Field(
+        15.0,
+        ge=3,
+        le=300,
+        validation_alias="REDIS_MEM_LEASE_SECONDS",
+        description="leader lease duration (renew deadline 2/3 of it, retry 2/15 of it)",
+    )
+
     # The schedule is read (and refused in one line) where it is used: bot/runtime/cron.py.
     report_schedule: str = Field(
         "0 9 * * *",
@@ -322,6 +341,21 @@ class Settings(BaseSettings):
     def _channel(cls, value: str | None) -> str | None:
         """Empty is unset; anything but a channel id or name is one line at start-up."""
         return slack_channel(value)
+
+    @field_validator("webhook_token")
+    @classmethod
+    def _webhook_token(cls, value: str | None) -> str | None:
+        """Empty is unset (the endpoint off); else one printable word of 16+ characters
+        (Alertmanager sends it as ``Bearer <token>``). The message never shows it."""
+        if value is None or not value.strip():
+            return None
+        token = value.strip()
+        one_word = all(c.isprintable() and not c.isspace() for c in token)
+        if len(token) < MIN_WEBHOOK_TOKEN or not one_word:
+            raise ValueError(
+                f"must be one word of at least {MIN_WEBHOOK_TOKEN} printable characters"
+            )
+        return token
 
     @field_validator("repeat_interval", "sample_retention", "aggregate_retention", mode="before")
     @classmethod

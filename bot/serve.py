@@ -20,6 +20,7 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk.errors import SlackApiError
 from starlette.applications import Starlette
 
+from bot.alertmanager.http import Webhook
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.slack.app import slack_credentials
@@ -37,8 +38,12 @@ def serve(
     registry: CollectorRegistry,
     ready: ReadyCheck | None = None,
     host: str = "0.0.0.0",
+    webhook: Webhook | None = None,
 ) -> None:
-    """Serve until SIGTERM/SIGINT; raises ConfigError (one line) when Slack is not configured."""
+    """Serve until SIGTERM/SIGINT; raises ConfigError (one line) when Slack is not configured.
+
+    ``webhook``: Alertmanager's ``POST /alertmanager`` on PORT, in both modes.
+    """
     slack_credentials(settings)
     # A fatal signal (SIGBUS from a memory-mapped file, SIGSEGV in a C extension) ends the
     # process before any Python handler runs: leave at least the failing thread's stack in
@@ -49,7 +54,7 @@ def serve(
     # (bench/slack_ack.py; docs/decisions/slack.md).
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
     if not settings.slack_app_token:
-        web = create_web_app(registry=registry, bolt_app=app, ready=ready)
+        web = create_web_app(registry=registry, bolt_app=app, ready=ready, webhook=webhook)
         run_http(web, host=host, port=settings.port)
         return
     # Socket Mode: Slack events arrive over a websocket the handler keeps in its own
@@ -65,7 +70,8 @@ def serve(
     except OSError as err:
         raise ConfigError(f"cannot reach Slack's Socket Mode endpoint: {err}") from None
     try:
-        run_http(create_web_app(registry=registry, ready=ready), host=host, port=settings.port)
+        web = create_web_app(registry=registry, ready=ready, webhook=webhook)
+        run_http(web, host=host, port=settings.port)
     finally:
         handler.close()  # type: ignore[no-untyped-call]
 

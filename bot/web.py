@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot.alertmanager.http import Webhook, WebhookLog, alertmanager_route
 from bot.errors import ConfigError
 from bot.webguard import RefusalLog, Refused, SlackRequestGuard
 
@@ -30,10 +31,12 @@ def create_web_app(
     bolt_app: App | None = None,
     ready: ReadyCheck | None = None,
     clock: Callable[[], float] = time.monotonic,
+    webhook: Webhook | None = None,
 ) -> Starlette:
     """The ASGI app; without ``bolt_app`` (Socket Mode) only health and metrics are served.
 
     ``clock`` paces the log of refused Slack requests (see ``bot.webguard``).
+    ``webhook``: ``POST /alertmanager`` in both modes (None: off, 404).
     """
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -48,6 +51,8 @@ def create_web_app(
         routes.append(
             Route("/slack/events", slack_endpoint(bolt_app, guard), methods=["GET", "POST"])
         )
+    if webhook is not None:
+        routes.append(alertmanager_route(webhook, log=WebhookLog(registry=registry, clock=clock)))
     return Starlette(routes=routes)
 
 

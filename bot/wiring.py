@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from slack_sdk import WebClient
+    from slack_sdk.http_retry.handler import RetryHandler
     from sqlalchemy import Engine
 
     from bot.approvals.policy import GroupResolver
@@ -37,13 +38,14 @@ if TYPE_CHECKING:
     from bot.audit.entry import AuditEntry, AuditSink
     from bot.audit.store import SqlAuditStore
     from bot.health.foreground import ForegroundChecks
-    from bot.health.ports import Notifier
+    from bot.health.ports import CheckObserver, Notifier
     from bot.health.rules import RuleBook
     from bot.health.service import HealthService
     from bot.kube.cluster import KubeCluster
     from bot.redisinfo.snapshot import RedisProbe
     from bot.remediation.ports import Cluster, RedisOps
     from bot.services.diagnose import DiagnosisService, ProbeFactory
+    from bot.slack.observed import SlackCallObserver
 
 
 def targets_for(
@@ -225,13 +227,17 @@ def health_service(
     targets: dict[str, Target] | None = None,
     on_events: Callable[[], None] = lambda: None,
     clock: Callable[[], datetime] = utc_now,
+    observer: CheckObserver | None = None,
 ) -> HealthService:
     """The scheduled health checks over real Redis connections and the audit database.
 
     ``audit``: the sink of its events (None: an audit store on ``engine``, built here).
-    ``diagnosis``: when given, alerts that fire carry a fresh diagnosis. Raises
-    ConfigError for a bad REDIS_MEM_RULES_FILE.
+    ``diagnosis``: when given, alerts that fire carry a fresh diagnosis. ``observer``:
+    told each check's outcome and duration (the metrics). Raises ConfigError for a bad
+    REDIS_MEM_RULES_FILE.
     """
+    import time
+
     from bot.audit.store import SqlAuditStore
     from bot.health.digest import diagnose_for_alert
     from bot.health.rulesfile import load_rules
@@ -257,6 +263,8 @@ def health_service(
         diagnoser=diagnoser,
         clock=clock,
         on_events=on_events,
+        observer=observer,
+        timer=time.monotonic,  # durations: a clock that never steps back
     )
 
 
@@ -278,32 +286,38 @@ class SlackClients:
     alerts: WebClient
 
 
-def slack_clients(settings: Settings) -> SlackClients:
+def slack_clients(settings: Settings, *, observer: SlackCallObserver | None = None) -> SlackClients:
     """Both Slack Web API clients on SLACK_BOT_TOKEN and SLACK_API_URL.
 
+    ``observer``: told of every call that failed after its retries (the metrics).
     Raises ConfigError naming the missing credentials. Nothing is called yet: build_app
     checks the token (auth.test) through ``listeners``.
     """
     from slack_sdk import WebClient
 
     from bot.slack.app import api_base_url, slack_credentials
+    from bot.slack.observed import ObservedWebClient
     from bot.slack.retry import alert_retry_handlers, listener_retry_handlers
 
     token, _ = slack_credentials(settings)
     base_url = api_base_url(settings.slack_api_url)
+
+    def client(timeout: int, retry_handlers: list[RetryHandler]) -> WebClient:
+        if observer is None:
+            return WebClient(
+                token=token, base_url=base_url, timeout=timeout, retry_handlers=retry_handlers
+            )
+        return ObservedWebClient(
+            observer=observer,
+            token=token,
+            base_url=base_url,
+            timeout=timeout,
+            retry_handlers=retry_handlers,
+        )
+
     return SlackClients(
-        listeners=WebClient(
-            token=token,
-            base_url=base_url,
-            timeout=LISTENER_CALL_TIMEOUT,
-            retry_handlers=listener_retry_handlers(),
-        ),
-        alerts=WebClient(
-            token=token,
-            base_url=base_url,
-            timeout=ALERT_CALL_TIMEOUT,
-            retry_handlers=alert_retry_handlers(),
-        ),
+        listeners=client(LISTENER_CALL_TIMEOUT, listener_retry_handlers()),
+        alerts=client(ALERT_CALL_TIMEOUT, alert_retry_handlers()),
     )
 
 

@@ -27,12 +27,15 @@ if TYPE_CHECKING:
     from slack_sdk import WebClient
     from sqlalchemy import Engine
 
+    from bot.alertmanager.http import Webhook
     from bot.approvals.service import RemediationService
     from bot.audit.entry import AuditSink
     from bot.audit.store import SqlAuditStore
     from bot.health.service import HealthService
+    from bot.metrics import ServiceMetrics
     from bot.reports.service import ReportService
     from bot.runtime.cron import CronSlots
+    from bot.runtime.leadership import Leadership
     from bot.runtime.scheduler import JobScheduler
     from bot.runtime.worker import WakeableWorker
     from bot.services.diagnose import DiagnosisService
@@ -55,6 +58,7 @@ def run_bot(settings: Settings) -> None:
     )
     from prometheus_client import CollectorRegistry
 
+    from bot.metrics import ServiceMetrics
     from bot.runtime.component import Runtime
     from bot.runtime.pool import Foreground
     from bot.serve import serve
@@ -62,24 +66,35 @@ def run_bot(settings: Settings) -> None:
     from bot.slack.deps import aside_pool, work_pool
     from bot.slack.groups import SlackGroupResolver
     from bot.slack.listeners.approvals import fix_executor
-    from bot.slack.metrics import BotMetrics
+    from bot.slack.metrics import BotMetrics, leader_gauge
+    from bot.wiring_leader import leader_election
     from bot.wiring_reports import report_service, report_slots
 
-    clients = slack_clients(settings)  # missing credentials: one line before the database
+    registry = CollectorRegistry()
+    metrics = ServiceMetrics.create(registry)  # checks, alerts, Slack errors, approvals
+    # Missing credentials: one line before the database.
+    clients = slack_clients(settings, observer=metrics)
     slots = report_slots(settings)  # a bad REDIS_MEM_REPORT_SCHEDULE too
     store, engine = audit_store(settings)
-    registry = CollectorRegistry()
+    election = leader_election(settings)  # a cluster that cannot be configured: one line
+    leader_gauge(registry, election.leadership.is_leader)
     diagnosis = diagnosis_service(settings)
     slack = clients.alerts
     remediation = remediation_service(
         settings,
         engine=engine,
-        audit=store,
+        audit=metrics.counting(store),  # approval transitions, as they are audited
         diagnosis=diagnosis,
         resolver=SlackGroupResolver(slack),
     )
     outbox, health = alert_outbox(
-        settings, engine=engine, audit=store, client=slack, diagnosis=diagnosis
+        settings,
+        engine=engine,
+        audit=store,
+        client=slack,
+        diagnosis=diagnosis,
+        metrics=metrics,
+        leadership=election.leadership,
     )
     reports = report_service(settings, engine=engine, diagnosis=diagnosis)
     fixes = fix_executor()
@@ -101,7 +116,13 @@ def run_bot(settings: Settings) -> None:
         aside=aside,
         foreground=acks,
     )
-    scheduler = scheduled_jobs(settings, remediation=remediation, client=slack, health=health)
+    scheduler = scheduled_jobs(
+        settings,
+        remediation=remediation,
+        client=slack,
+        health=health,
+        leadership=election.leadership,
+    )
     add_audit_backlog_sweep(scheduler, engine=engine, audit=store, client=slack)
     if slots is not None:
         add_channel_reports(
@@ -110,13 +131,22 @@ def run_bot(settings: Settings) -> None:
     from bot.slack.expiry import recover_interrupted
 
     recover_interrupted(service=remediation, client=slack)  # what a dead process left running
+    # Alertmanager's webhook (REDIS_MEM_WEBHOOK_TOKEN): every replica answers it.
+    webhook, webhook_worker = alertmanager_webhook(
+        settings, engine=engine, audit=store, client=slack, diagnosis=diagnosis
+    )
     try:
         # The Slack work pool stops first (SIGTERM), then the fix pool: queued requests and
         # approvals are not started and their askers told; running ones finish while the
-        # scheduler and outbox still run.
-        Runtime([scheduler, outbox, fixes, aside, work]).run(
+        # scheduler and outbox still run. The elector starts first and stops last, releasing
+        # the lease once nothing here runs scheduled work any more.
+        Runtime([*election.components, scheduler, outbox, *webhook_worker, fixes, aside, work]).run(
             lambda: serve(
-                settings=settings, app=app, registry=registry, ready=database_ready(engine)
+                settings=settings,
+                app=app,
+                registry=registry,
+                ready=database_ready(engine),
+                webhook=webhook,
             )
         )
     finally:
@@ -132,10 +162,15 @@ def alert_outbox(
     audit: AuditSink,
     client: WebClient,
     diagnosis: DiagnosisService,
+    metrics: ServiceMetrics | None = None,
+    leadership: Leadership | None = None,
 ) -> tuple[WakeableWorker, HealthService]:
     """The health service and the worker that delivers its events to Slack.
 
-    A check round or a click wakes the worker; it also polls, for failed deliveries.
+    A check round or a click wakes the worker; it also polls, for failed deliveries and
+    for what a follower's clicks queued. Only the leader delivers (``leadership``): two
+    replicas draining one outbox could both post the same event.
+    ``metrics``: counts the checks and the delivered alert events.
     """
     from bot.health.dispatch import Dispatcher
     from bot.health.store import SqlHealthStore
@@ -148,10 +183,18 @@ def alert_outbox(
         audit=audit,
         clock=utc_now,
         max_backoff=timedelta(seconds=settings.check_interval),
+        observer=metrics,
     )
-    worker = WakeableWorker("alert-outbox", dispatcher.run_once, poll=OUTBOX_POLL_SECONDS)
+    worker = WakeableWorker(
+        "alert-outbox", dispatcher.run_once, poll=OUTBOX_POLL_SECONDS, leadership=leadership
+    )
     health = health_service(
-        settings, engine=engine, audit=audit, diagnosis=diagnosis, on_events=worker.wake
+        settings,
+        engine=engine,
+        audit=audit,
+        diagnosis=diagnosis,
+        on_events=worker.wake,
+        observer=metrics,
     )
     return worker, health
 
@@ -187,6 +230,48 @@ def add_channel_reports(
 
 
 OUTBOX_POLL_SECONDS = 5.0
+WEBHOOK_POLL_SECONDS = 5.0
+
+
+def alertmanager_webhook(
+    settings: Settings,
+    *,
+    engine: Engine,
+    audit: AuditSink,
+    client: WebClient,
+    diagnosis: DiagnosisService,
+) -> tuple[Webhook | None, list[WakeableWorker]]:
+    """``POST /alertmanager`` and the worker that shows its groups in Slack; (None, [])
+    while REDIS_MEM_WEBHOOK_TOKEN is unset (the endpoint is off).
+
+    Not gated by leadership: the replica that received a notification shows it, and the
+    group's row claim keeps two replicas from posting one group twice.
+    """
+    if not settings.webhook_token:
+        return None, []
+    from bot.alertmanager.http import Webhook
+    from bot.alertmanager.service import AlertmanagerService
+    from bot.alertmanager.slack import SlackGroupPoster
+    from bot.alertmanager.store import SqlGroupStore
+    from bot.runtime.worker import WakeableWorker
+
+    def deliver() -> None:
+        service.deliver_pending()
+
+    worker = WakeableWorker("alertmanager", deliver, poll=WEBHOOK_POLL_SECONDS)
+    service = AlertmanagerService(
+        targets=diagnosis.targets,
+        default_channel=settings.channel,
+        store=SqlGroupStore(engine),
+        audit=audit,
+        poster=SlackGroupPoster(client),
+        diagnose=diagnosis.shared,
+        clock=utc_now,
+        on_received=worker.wake,
+    )
+    return Webhook(token=settings.webhook_token, intake=service), [worker]
+
+
 RETENTION_SWEEP_SECONDS = 3600
 ROLLUP_SECONDS = 300  # the samples' aggregate bucket: a report sees up to the last whole one
 
@@ -197,12 +282,16 @@ def scheduled_jobs(
     remediation: RemediationService,
     client: WebClient,
     health: HealthService,
+    leadership: Leadership | None = None,
 ) -> JobScheduler:
-    """The (unstarted) scheduler: health rounds, approval expiry, sample retention."""
+    """The (unstarted) scheduler: health rounds, approval expiry, sample retention.
+
+    ``leadership``: asked before every run (default: this process always leads).
+    """
     from bot.runtime.scheduler import JobScheduler
     from bot.slack.expiry import SWEEP_SECONDS, expire_and_refresh
 
-    scheduler = JobScheduler()
+    scheduler = JobScheduler(leadership=leadership)
     scheduler.every("health-check", health.run_round, seconds=settings.check_interval, run_now=True)
     scheduler.every(
         "expire-approval-requests",

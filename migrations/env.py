@@ -11,6 +11,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
+from bot.alertmanager import tables as _alertmanager_tables  # noqa: F401  (registers its table)
 from bot.approvals import table as _approvals_table  # noqa: F401  (registers its table)
 from bot.audit.models import Base
 from bot.health import tables as _health_tables  # noqa: F401  (registers its tables)

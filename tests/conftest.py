@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import redis
 from hypothesis import HealthCheck, settings
 
-from tests.fakeslack import FakeSlack
+from tests.fakeslack import METHODS_DIR_ENV, FakeSlack
 from tests.redisserver import RedisServer, redis_server_available
 
 # Shared fixture modules that test modules both import and load as plugins: have
@@ -75,3 +79,47 @@ def fake_slack() -> Iterator[FakeSlack]:
     fake = FakeSlack().start()
     yield fake
     fake.stop()
+
+
+# Every Web API method the fake Slack serves during the session, from every xdist worker:
+# the controller makes the directory before it starts the workers (they inherit the
+# variable), and checks what they noted once they are done (tests/test_slack_scopes.py).
+_METHODS_DIR = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """On the controller (or the only process): where the fakes note their methods."""
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller's directory
+        return
+    directory = Path(tempfile.mkdtemp(prefix="fakeslack-methods-"))
+    os.environ[METHODS_DIR_ENV] = str(directory)
+    config.stash[_METHODS_DIR] = directory
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run, one line each, on a method the manifest's scopes do not cover."""
+    directory = session.config.stash.get(_METHODS_DIR, None)
+    if directory is None:
+        return
+    from tests.test_slack_scopes import recorded_problems
+
+    problems = recorded_problems(directory)
+    if not problems:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    title = "fails the run: Slack methods the app manifest's scopes do not cover"
+    if reporter is not None:
+        reporter.write_sep("=", title, red=True)
+    for line in problems:
+        if reporter is not None:
+            reporter.write_line(line, red=True)
+        else:
+            print(f"{title}: {line}", file=sys.stderr)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the directory (also after --help or --collect-only, which never finish)."""
+    directory = config.stash.get(_METHODS_DIR, None)
+    if directory is not None:
+        shutil.rmtree(directory, ignore_errors=True)

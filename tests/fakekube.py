@@ -6,6 +6,7 @@ resourceVersion conflicts. This fake does exactly what our adapter uses, the
 way the real API server does it:
 
 - ConfigMaps (core/v1) and Deployments (apps/v1): GET, PATCH, PUT, DELETE;
+  Leases (coordination.k8s.io/v1): GET, PUT, DELETE and POST (create; 409 when it exists);
   Pods: GET/DELETE by name, list and DELETE collection with a ``labelSelector``
   (``=``, ``==``, ``!=``, ``in (...)``, ``notin (...)``, ``key``, ``!key``).
 - PATCH as ``application/merge-patch+json`` (RFC 7386),
@@ -65,13 +66,19 @@ _KINDS = {
     "configmaps": ("ConfigMap", "v1"),
     "pods": ("Pod", "v1"),
     "deployments": ("Deployment", "apps/v1"),
+    "leases": ("Lease", "coordination.k8s.io/v1"),
 }
+_GROUPS = {"deployments": "apps", "leases": "coordination.k8s.io"}
 _ROUTES = (
     re.compile(
         r"^/api/v1/namespaces/(?P<ns>[^/]+)/(?P<plural>configmaps|pods)(?:/(?P<name>[^/]+))?$"
     ),
     re.compile(
         r"^/apis/apps/v1/namespaces/(?P<ns>[^/]+)/(?P<plural>deployments)(?:/(?P<name>[^/]+))?$"
+    ),
+    re.compile(
+        r"^/apis/coordination\.k8s\.io/v1/namespaces/(?P<ns>[^/]+)/(?P<plural>leases)"
+        r"(?:/(?P<name>[^/]+))?$"
     ),
 )
 # Strategic merge: lists merged by a key instead of replaced (the ones a Deployment has).
@@ -104,9 +111,12 @@ _REASONS = {
 class ApiError(Exception):
     """An answer with a Kubernetes ``Status`` body."""
 
-    def __init__(self, code: int, message: str, *, plural: str = "", name: str = "") -> None:
+    def __init__(
+        self, code: int, message: str, *, plural: str = "", name: str = "", reason: str = ""
+    ) -> None:
         super().__init__(message)
         self.code, self.message, self.plural, self.name = code, message, plural, name
+        self.reason = reason or _REASONS.get(code, "Unknown")
 
     def status(self) -> dict[str, Any]:
         """The ``Status`` object the real API server sends."""
@@ -117,7 +127,7 @@ class ApiError(Exception):
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": _REASONS.get(self.code, "Unknown"),
+            "reason": self.reason,
             "details": details,
             "code": self.code,
         }
@@ -141,7 +151,7 @@ class Request:
         if match is None:
             return ("?", "?", self.method.lower(), "")
         plural, name = match.group("plural"), match.group("name") or ""
-        group = "apps" if plural == "deployments" else ""
+        group = _GROUPS.get(plural, "")
         verbs = {"GET": "get", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}
         if not name:
             verbs = {"GET": "list", "DELETE": "deletecollection", "POST": "create"}
@@ -429,6 +439,8 @@ class FakeKube:
         return copy.deepcopy(obj)
 
     def _collection(self, request: Request, plural: str, ns: str) -> dict[str, Any]:
+        if request.method == "POST" and plural == "leases":
+            return self._create(request, plural, ns)
         if request.method not in ("GET", "DELETE"):
             raise ApiError(405, f"{request.method} is not supported on the {plural} collection")
         requirements = parse_selector(request.query.get("labelSelector", ""))
@@ -446,6 +458,28 @@ class FakeKube:
         meta = {"resourceVersion": str(self._version)}
         items = copy.deepcopy(items)
         return {"kind": f"{kind}List", "apiVersion": api_version, "metadata": meta, "items": items}
+
+    def _create(self, request: Request, plural: str, ns: str) -> dict[str, Any]:
+        """POST (Leases only): 409 AlreadyExists when the name is taken, as the API server does."""
+        obj = copy.deepcopy(request.body) if isinstance(request.body, dict) else {}
+        meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else None
+        if meta is None or not meta.get("name") or meta.get("namespace", ns) != ns:
+            raise ApiError(422, f"{plural} is invalid: metadata.name: Required value")
+        name = str(meta["name"])
+        if (plural, ns, name) in self.objects:
+            raise ApiError(
+                409,
+                f'{plural} "{name}" already exists',
+                plural=plural,
+                name=name,
+                reason="AlreadyExists",
+            )
+        kind, api_version = _KINDS[plural]
+        obj.update(kind=kind, apiVersion=api_version)
+        meta.update(namespace=ns, uid=f"uid-{plural}-{name}", resourceVersion=self._next_version())
+        meta["creationTimestamp"] = "2026-01-01T00:00:00Z"
+        self.objects[(plural, ns, name)] = obj
+        return copy.deepcopy(obj)
 
     def _next_version(self) -> str:
         self._version += 1

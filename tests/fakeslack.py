@@ -12,16 +12,40 @@ from __future__ import annotations
 import email
 import itertools
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 BOT_USER_ID = "U0BOT"
 TEAM_ID = "T0FAKE"
+# A directory (set by tests/conftest.py for the whole session, every xdist worker) where
+# each process notes the Web API methods its fakes served: tests/test_slack_scopes.py
+# checks them against the Slack app manifest's scopes when the session ends.
+METHODS_DIR_ENV = "FAKESLACK_METHODS_DIR"
+_noted: set[tuple[str, str]] = set()
+_noted_lock = threading.Lock()
+
+
+def note_method(method: str) -> None:
+    """Append ``method`` and the test calling it to this process's file in
+    ``$FAKESLACK_METHODS_DIR``, once per method (nothing when the variable is unset)."""
+    directory = os.environ.get(METHODS_DIR_ENV)
+    if not directory:
+        return
+    with _noted_lock:
+        if (directory, method) in _noted:
+            return
+        _noted.add((directory, method))
+        test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0]
+        line = "\t".join(" ".join(part.split()) for part in (method, test))
+        with (Path(directory) / f"{os.getpid()}.tsv").open("a", encoding="utf-8") as out:
+            out.write(line + "\n")
 
 
 @dataclass(frozen=True)
@@ -160,6 +184,7 @@ class FakeSlack:
 
     def answer(self, call: Call) -> tuple[int, dict[str, str], bytes]:
         """HTTP status, extra headers and body of the answer to an API call (recorded)."""
+        note_method(call.method)
         failure = self._take_failure(call.method, call.params)
         if failure is None:
             return 200, {}, json.dumps(self.record(call)).encode()

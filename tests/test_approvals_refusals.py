@@ -259,7 +259,7 @@ def test_kubernetes_403_on_patch_fails_with_the_exact_partial_state(
     assert done.error == (
         "live maxmemory-policy set to volatile-lru; ConfigMap NOT changed (Kubernetes refused to "
         "patch configmap langgraph-agent/redis-session-config (403 Forbidden): the bot's "
-        'ServiceAccount lacks "patch" on configmaps — see deploy/rbac.yaml): the live value '
+        'ServiceAccount lacks "patch" on configmaps — see deploy/base/rbac.yaml): the live value '
         "will be lost on restart"
     )
     assert rig.env.redis_conf() == CONF_16MB  # not written

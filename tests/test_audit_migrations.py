@@ -9,6 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
+from bot.alertmanager import tables as _alertmanager_tables  # noqa: F401  (its table too)
 from bot.approvals import table as _approvals_table  # noqa: F401  (its table is in Base.metadata)
 from bot.audit.engine import make_engine
 from bot.audit.migrate import (

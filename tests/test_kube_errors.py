@@ -46,7 +46,7 @@ def test_403_names_the_missing_verb_and_the_rbac_file(kube: FakeKubeSetup) -> No
     assert _error(lambda: _patch_cm(kube.cluster)) == (
         "Kubernetes refused to patch configmap langgraph-agent/redis-session-config "
         '(403 Forbidden): the bot\'s ServiceAccount lacks "patch" on configmaps '
-        "— see deploy/rbac.yaml"
+        "— see deploy/base/rbac.yaml"
     )
 
 
@@ -59,7 +59,7 @@ def test_403_on_a_read_names_the_get_verb(kube: FakeKubeSetup) -> None:
     )
     assert message == (
         "Kubernetes refused to read deployment langgraph-agent/redis-session (403 Forbidden): "
-        'the bot\'s ServiceAccount lacks "get" on deployments — see deploy/rbac.yaml'
+        'the bot\'s ServiceAccount lacks "get" on deployments — see deploy/base/rbac.yaml'
     )
 
 
@@ -111,7 +111,8 @@ def test_a_failed_delete_stops_and_reports(kube: FakeKubeSetup) -> None:
     )
     assert message == (
         "Kubernetes refused to delete pod langgraph-agent/redis-session-7d9f8c6b5-x2k9p "
-        '(403 Forbidden): the bot\'s ServiceAccount lacks "delete" on pods — see deploy/rbac.yaml'
+        '(403 Forbidden): the bot\'s ServiceAccount lacks "delete" on pods — see '
+        "deploy/base/rbac.yaml"
     )
     assert "redis-session-7d9f8c6b5-x2k9p" in kube.fake.pod_names()
 

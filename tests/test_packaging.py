@@ -1,12 +1,17 @@
-"""What can be checked of the Docker image without a Docker engine: its entrypoint and files."""
+"""What can be checked of the Docker image without a Docker engine: its entrypoint, files,
+user and writable paths (matching deploy/'s manifests)."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.clirun import run_cli
+from tests.kustomize_render import only, render
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,3 +62,50 @@ def test_serve_without_slack_credentials_is_one_line(tmp_path: Path) -> None:
     assert result.code == 2, result
     [line] = result.stderr.strip().splitlines()
     assert "SLACK_BOT_TOKEN" in line and "Traceback" not in result.stderr
+
+
+def _env_of(steps: dict[str, list[str]]) -> dict[str, str]:
+    return dict(re.findall(r"([A-Z_]+)=(\S+)", " ".join(steps["ENV"])))
+
+
+def test_image_user_is_the_manifests_non_root_user() -> None:
+    steps = dockerfile_instructions()
+    assert steps["USER"][-1] == "10001:10001"
+    setup = " ".join(steps["RUN"])
+    assert "groupadd --gid 10001" in setup and "useradd --uid 10001 --gid 10001" in setup
+    docs = render("single")
+    pod = only(docs, "Deployment")["spec"]["template"]["spec"]
+    user, group = steps["USER"][-1].split(":")
+    assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]) == (
+        int(user),
+        int(group),
+    )
+
+
+def test_matplotlib_config_is_on_the_writable_tmp_in_image_and_manifests() -> None:
+    configured = _env_of(dockerfile_instructions())["MPLCONFIGDIR"]
+    assert configured == "/tmp/matplotlib"
+    for overlay in ("single", "ha"):
+        [container] = only(render(overlay), "Deployment")["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["MPLCONFIGDIR"] == configured, overlay
+
+
+def test_matplotlib_needs_only_its_config_dir_writable(tmp_path: Path) -> None:
+    # As in the pod: no home directory, a read-only root; MPLCONFIGDIR not created yet.
+    config_dir = tmp_path / "tmp" / "matplotlib"
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path / "no-such-home"),
+        "MPLCONFIGDIR": str(config_dir),
+    }
+    draw = (
+        "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt, io;"
+        "fig = plt.figure(); fig.gca().plot([1, 2]); fig.savefig(io.BytesIO(), format='png')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", draw], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "writable" not in result.stderr, result.stderr  # matplotlib's fallback warning
+    assert config_dir.is_dir() and not (tmp_path / "no-such-home").exists()

@@ -8,5 +8,5 @@ from __future__ import annotations
 
 # The newest revision in migrations/versions. A new migration must bump it:
 # tests/test_audit_migrations.py holds it to Alembic's own head.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 VERSION_TABLE = "alembic_version"  # Alembic's default (migrations/env.py keeps it)

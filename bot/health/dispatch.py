@@ -19,7 +19,14 @@ from datetime import datetime, timedelta
 from bot.audit.entry import AuditEntry, AuditSink
 from bot.errors import AuditUnavailable
 from bot.health.model import AlertEvent
-from bot.health.ports import Delivered, HealthStore, Notifier, NotifyError, StoredEvent
+from bot.health.ports import (
+    AlertObserver,
+    Delivered,
+    HealthStore,
+    Notifier,
+    NotifyError,
+    StoredEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +53,16 @@ class Dispatcher:
         audit: AuditSink,
         clock: Callable[[], datetime],
         max_backoff: timedelta = timedelta(seconds=60),
+        observer: AlertObserver | None = None,
     ) -> None:
-        """``max_backoff``: the longest wait before a failed delivery is tried again."""
+        """``max_backoff``: the longest wait before a failed delivery is tried again;
+        ``observer``: told of each event once its delivery is recorded."""
         self._store = store
         self._notifier = notifier
         self._audit = audit
         self._clock = clock
         self._max_backoff = max_backoff
+        self._observer = observer
         self._lock = threading.Lock()
 
     def run_once(self) -> DispatchReport:
@@ -107,6 +117,8 @@ class Dispatcher:
         except AuditUnavailable as err:
             log.warning("delivery of alert event %s not recorded: %s", stored.id, err.message)
             return False
+        if self._observer is not None:
+            self._observer.delivered(event)
         return True
 
     def _keep_message(self, event: AlertEvent, delivered: Delivered) -> None:

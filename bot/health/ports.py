@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Protocol
 
 from bot.config import Target
@@ -163,6 +164,30 @@ class NotifyError(Exception):
         super().__init__(message)
         self.transient = transient
         self.posted = posted
+
+
+class CheckOutcome(StrEnum):
+    """How one check of a target ended (the ``outcome`` label of the checks metric)."""
+
+    OK = "ok"  # read and stored
+    UNREACHABLE = "unreachable"  # Redis could not be read (the sample is stored as down)
+    ERROR = "error"  # not stored (audit database down) or an internal error
+
+
+class CheckObserver(Protocol):
+    """Sees every finished check of a target (the metrics adapter counts and times them)."""
+
+    def checked(self, target: str, seconds: float, outcome: CheckOutcome) -> None:
+        """One check of ``target`` took ``seconds`` and ended with ``outcome``."""
+        ...
+
+
+class AlertObserver(Protocol):
+    """Sees every event the dispatcher delivered (the metrics adapter counts them)."""
+
+    def delivered(self, event: AlertEvent) -> None:
+        """``event`` reached its notifier (posted, updated, or nothing to show)."""
+        ...
 
 
 class Notifier(Protocol):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -31,6 +32,8 @@ from bot.health.alerts import AlertPlan, alert_event, plan_alerts
 from bot.health.engine import Outcome, evaluate
 from bot.health.model import Alert, AlertEvent, EventKind, RuleState, RuleStatus, Sample
 from bot.health.ports import (
+    CheckObserver,
+    CheckOutcome,
     Diagnoser,
     Evaluation,
     HealthStore,
@@ -105,10 +108,14 @@ class HealthService:
         clock: Callable[[], datetime] = utc_now,
         on_events: Callable[[], None] = lambda: None,
         max_parallel: int = MAX_PARALLEL,
+        observer: CheckObserver | None = None,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         """``interval``: seconds between rounds (round times are aligned to it);
         ``timeout``: a target's check budget; ``on_events``: called when events are queued;
-        ``retention``: raw samples, ``aggregate_retention``: their 5-minute aggregates."""
+        ``retention``: raw samples, ``aggregate_retention``: their 5-minute aggregates;
+        ``observer``: told each check's outcome and duration, as measured by ``timer``
+        (seconds, monotonic)."""
         if aggregate_retention < retention:
             raise ValueError("the aggregate retention must be at least the raw retention")
         self.targets = dict(targets)
@@ -125,6 +132,8 @@ class HealthService:
         self._diagnoser = diagnoser
         self._clock = clock
         self._on_events = on_events
+        self._observer = observer
+        self._timer = timer
         workers = max(1, min(max_parallel, len(self.targets)))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="redis-mem-check")
         self._lock = threading.Lock()
@@ -191,16 +200,20 @@ class HealthService:
         ``opened``: the target's open alerts if the caller read them (else read here).
         Never raises: an unexpected error is logged and reported in ``error``.
         """
+        started = self._timer()
         try:
-            return self._check(target, now, opened)
+            check = self._check(target, now, opened)
         except Exception:  # one broken target must not break the round
             if not self._closing:  # close() pulled the connection from under it: expected
                 log.exception("health check of %s failed", target.name)
             sample = Sample(target.name, now, reachable=False, error="internal error")
-            return TargetCheck(target.name, sample, (), error="internal error (see the log)")
+            check = TargetCheck(target.name, sample, (), error="internal error (see the log)")
         finally:
             with self._lock:
                 self._in_flight.discard(target.name)
+        if self._observer is not None:
+            self._observer.checked(target.name, self._timer() - started, check_outcome(check))
+        return check
 
     def _check(self, target: Target, now: datetime, opened: list[Alert] | None) -> TargetCheck:
         sample = self.read_sample(target, now)
@@ -441,6 +454,13 @@ class HealthService:
         self._closing = True
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._source.close()
+
+
+def check_outcome(check: TargetCheck) -> CheckOutcome:
+    """ERROR when the check was not stored, else whether Redis could be read."""
+    if check.error is not None:
+        return CheckOutcome.ERROR
+    return CheckOutcome.OK if check.sample.reachable else CheckOutcome.UNREACHABLE
 
 
 def _state_writes(

@@ -2,6 +2,6 @@
 
 ``cluster.KubeCluster`` is the only place that imports the ``kubernetes`` client
 (it implements ``bot.remediation.ports.Cluster``); ``access`` lists the API calls
-each method makes (the source of ``deploy/rbac.yaml``). Nothing here connects at
+each method makes (the source of ``deploy/base/rbac.yaml``). Nothing here connects at
 import time.
 """

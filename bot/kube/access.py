@@ -1,8 +1,13 @@
-"""Which Kubernetes API calls each adapter method makes: the source of ``deploy/rbac.yaml``.
+"""Which Kubernetes API calls each adapter method makes: the source of ``deploy/base/rbac.yaml``.
 
-The Role in ``deploy/rbac.yaml`` must grant exactly ``required_rules()`` for the
+The Role in ``deploy/base/rbac.yaml`` must grant exactly ``required_rules()`` for the
 target's coordinates; a test compares the two, and another checks that the
 calls the adapter really sends (seen by the fake API server) are in this table.
+
+Leader election (``bot.kube.lease``, ``LEASE_METHOD_CALLS``) adds, with
+``required_rules(coords, leader_election=True)``: ``get`` and ``update`` on the
+Lease ``redis-mem-leader`` by name, and ``create`` on leases without a name
+(RBAC cannot restrict ``create`` by name: the object does not exist yet).
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ DEPLOYMENT_GET = ApiCall("apps", "deployments", "get")
 DEPLOYMENT_PATCH = ApiCall("apps", "deployments", "patch")
 POD_LIST = ApiCall("", "pods", "list")
 POD_DELETE = ApiCall("", "pods", "delete")
+LEASE_GET = ApiCall("coordination.k8s.io", "leases", "get")
+LEASE_CREATE = ApiCall("coordination.k8s.io", "leases", "create")
+LEASE_UPDATE = ApiCall("coordination.k8s.io", "leases", "update")
+LEASE_NAME = "redis-mem-leader"  # the leader-election Lease (docs/decisions/leader-election.md)
 
 # KubeCluster method -> the calls it makes, in order.
 METHOD_CALLS: dict[str, tuple[ApiCall, ...]] = {
@@ -44,10 +53,17 @@ METHOD_CALLS: dict[str, tuple[ApiCall, ...]] = {
     "delete_pods": (POD_LIST, POD_DELETE),
 }
 
+# KubeLeaseStore (bot.kube.lease) method -> the calls it makes.
+LEASE_METHOD_CALLS: dict[str, tuple[ApiCall, ...]] = {
+    "get": (LEASE_GET,),
+    "create": (LEASE_CREATE,),
+    "replace": (LEASE_UPDATE,),
+}
+
 
 @dataclass(frozen=True)
 class Rule:
-    """One RBAC PolicyRule with a single group and resource (how deploy/rbac.yaml is written)."""
+    """One RBAC PolicyRule with a single group and resource (as deploy/base/rbac.yaml has it)."""
 
     group: str
     resource: str
@@ -55,15 +71,20 @@ class Rule:
     names: frozenset[str]  # empty: any name
 
 
-def required_rules(coords: KubeCoordinates) -> set[Rule]:
-    """The least-privilege rules for one target: named objects get only named verbs."""
+def required_rules(coords: KubeCoordinates, *, leader_election: bool = False) -> set[Rule]:
+    """The least-privilege rules for one target: named objects get only named verbs.
+
+    ``leader_election``: also the Lease calls (the ``ha`` deployment runs several replicas).
+    """
     names = {
         "configmaps": frozenset({coords.redis_configmap, coords.app_configmap}),
         "deployments": frozenset({coords.redis_deployment, coords.app_deployment}),
         # Pod names are generated, so a pod cannot be named in advance.
         "pods": frozenset[str](),
+        "leases": frozenset({LEASE_NAME}),
     }
-    calls = {call for method_calls in METHOD_CALLS.values() for call in method_calls}
+    tables = [METHOD_CALLS, LEASE_METHOD_CALLS] if leader_election else [METHOD_CALLS]
+    calls = {call for table in tables for method_calls in table.values() for call in method_calls}
     grouped: dict[tuple[str, str, frozenset[str]], set[str]] = {}
     for call in calls:
         scope = names[call.resource] if call.named else frozenset[str]()

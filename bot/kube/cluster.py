@@ -4,7 +4,7 @@ Only this package imports the ``kubernetes`` client. Every call carries a
 request timeout, and every failure (HTTP error, timeout, refused connection)
 becomes one ``KubernetesError`` line saying what failed and what to do.
 The calls each method makes are listed in ``bot.kube.access`` (and granted
-by ``deploy/rbac.yaml``).
+by ``deploy/base/rbac.yaml``).
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ def api_error(site: CallSite, *, status: int, reason: str, body: str | None) -> 
     if status == 403:
         return (
             f'{refused}: the bot\'s ServiceAccount lacks "{site.call.verb}" on '
-            f"{site.call.resource} — see deploy/rbac.yaml"
+            f"{site.call.resource} — see deploy/base/rbac.yaml"
         )
     if status == 404:
         return (

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.runtime.leadership import AlwaysLeader, Leadership
 
@@ -46,21 +47,32 @@ class JobScheduler:
         seconds: float,
         run_now: bool = False,
     ) -> None:
-        """Run ``func`` every ``seconds`` on the grid (and once at start when ``run_now``)."""
+        """Run ``func`` every ``seconds`` on the grid (and once at start when ``run_now``).
+
+        The run at start is a job of its own: an interval job first run "now" would keep
+        that phase (now + k * seconds), off the grid, and two replicas' rounds would not
+        line up (a new leader could check a round its predecessor already checked).
+        """
         now = self._clock()
         epoch = now.timestamp()
         start = datetime.fromtimestamp(math.ceil(epoch / seconds) * seconds, tz=UTC) + GRID_OFFSET
+        gated = self._gated(job_id, func)
+        grace = max(1, int(seconds))
         self._scheduler.add_job(
-            self._gated(job_id, func),
+            gated,
             "interval",
             seconds=seconds,
             start_date=start,
-            next_run_time=now if run_now else start,
+            next_run_time=start,
             id=job_id,
             max_instances=1,
             coalesce=True,
-            misfire_grace_time=max(1, int(seconds)),
+            misfire_grace_time=grace,
         )
+        if run_now:
+            self._scheduler.add_job(
+                gated, "date", run_date=now, id=f"{job_id}@start", misfire_grace_time=grace
+            )
 
     def _gated(self, job_id: str, func: Callable[[], Any]) -> Callable[[], None]:
         def run() -> None:
@@ -75,7 +87,11 @@ class JobScheduler:
 
     def intervals(self) -> dict[str, float]:
         """Each job's id and its interval in seconds (what ``every`` registered)."""
-        return {job.id: job.trigger.interval.total_seconds() for job in self._scheduler.get_jobs()}
+        return {
+            job.id: job.trigger.interval.total_seconds()
+            for job in self._scheduler.get_jobs()
+            if isinstance(job.trigger, IntervalTrigger)
+        }
 
     def start(self) -> None:
         """Start the scheduler thread."""

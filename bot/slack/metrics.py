@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Diagnosis of a sampled store takes well under a second; a --full scan may take minutes.
 DIAGNOSIS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -40,3 +41,14 @@ class BotMetrics:
     def command_handled(self, *, subcommand: str, outcome: str) -> None:
         """Count one handled command."""
         self.commands.labels(subcommand=subcommand, outcome=outcome).inc()
+
+
+def leader_gauge(registry: CollectorRegistry, is_leader: Callable[[], bool]) -> Gauge:
+    """``redis_mem_leader``: 1 while this replica runs the scheduled jobs, else 0 (at scrape)."""
+    gauge = Gauge(
+        "redis_mem_leader",
+        "1 while this replica leads (runs the scheduled jobs), else 0.",
+        registry=registry,
+    )
+    gauge.set_function(lambda: 1.0 if is_leader() else 0.0)
+    return gauge

@@ -15,6 +15,7 @@ cannot be acked on. Retries always run after the ack: the listener acks first.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -100,15 +101,12 @@ def listener_retry_handlers() -> list[RetryHandler]:
 def without_retries(client: WebClient) -> WebClient:
     """The same token and API URL, no retries: for calls whose failure a later one repairs
     (a progress line, a redelivery sweep that has its own backoff)."""
-    return WebClient(
-        token=client.token,
-        base_url=client.base_url,
-        timeout=client.timeout,
-        ssl=client.ssl,
-        proxy=client.proxy,
-        headers=dict(client.headers),
-        retry_handlers=[],
-    )
+    # A copy keeps the client's class: an ObservedWebClient's copy still reports its
+    # failed calls (bot/slack/observed.py).
+    quick = copy.copy(client)
+    quick.headers = dict(client.headers)
+    quick.retry_handlers = []
+    return quick
 
 
 @dataclass(frozen=True)

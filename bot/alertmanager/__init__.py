@@ -1,0 +1,1 @@
+"""Alertmanager's webhook (``POST /alertmanager``): its alerts in Slack, with a diagnosis."""
