@@ -21,6 +21,9 @@ MAX_WORD_CHARS = 256
 # 18 digits still fit the signed 64-bit integers Redis takes, and stay far below the
 # 4,300 digits at which Python's int() refuses to convert (ValueError).
 MAX_NUMBER_DIGITS = 18
+# A name glob (``status prod-*``): a target name is at most 63 characters; twice that
+# leaves room for classes ("[a-c]") and keeps fnmatch's regex small.
+MAX_GLOB_CHARS = 128
 # How much of a bad value an error message repeats.
 ECHO_CHARS = 40
 

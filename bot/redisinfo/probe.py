@@ -1,4 +1,4 @@
-"""LiveRedisProbe: the real ``RedisProbe``, one connection per snapshot."""
+"""LiveRedisProbe: the real ``RedisProbe``, one connection per snapshot (or a pooled one)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from bot.redisinfo.client import DEFAULT_TIMEOUT, connect, redis_errors
 from bot.redisinfo.fullscan import scan_sessions
 from bot.redisinfo.info import read_server_info
 from bot.redisinfo.pacing import DEFAULT_BUDGET
+from bot.redisinfo.pool import ClientPool
 from bot.redisinfo.sampling import sample_sessions
 from bot.redisinfo.snapshot import ProgressFn, Snapshot
 
@@ -32,8 +33,12 @@ class LiveRedisProbe:
         scan_budget: float = DEFAULT_BUDGET,
         timeout: float = DEFAULT_TIMEOUT,
         clock: Callable[[], datetime] = utc_now,
+        clients: ClientPool | None = None,
     ) -> None:
+        """``clients``: where the target's pooled client lives (None: a new connection
+        per snapshot, closed after it; see ``bot.redisinfo.pool``)."""
         self.name = name
+        self._clients = clients
         self._url = url  # may hold a password: never show it (bot.config.redact_url)
         self._scan_budget = scan_budget
         self._timeout = timeout
@@ -51,6 +56,12 @@ class LiveRedisProbe:
         progress: ProgressFn | None = None,
     ) -> Snapshot:
         """Read memory, stats, keyspace, policy and session keys (sampled or full)."""
+        if self._clients is not None:
+            pooled = self._clients.client(self._url, timeout=self._timeout)
+            with redis_errors(self._url, timeout=self._timeout):
+                return self._read(
+                    pooled, pattern=pattern, sample_size=sample_size, full=full, progress=progress
+                )
         client = connect(self._url, timeout=self._timeout)
         try:
             with redis_errors(self._url, timeout=self._timeout):

@@ -9,6 +9,7 @@ channel, worst target first. Faces (Slack, terminal, JSON, the chart) only read 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -244,6 +245,8 @@ class Report:
     targets: tuple[TargetReport, ...]
     audit_head: AuditHead | None
     channel: str | None = None
+    # Each labelled target's labels (bot.config.Target.labels), shown in its lines.
+    labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def window(self) -> timedelta:

@@ -103,6 +103,7 @@ class ReportService:
             targets=worst_first(reports),
             audit_head=head,
             channel=channel,
+            labels={n: self.targets[n].labels for n in names if self.targets[n].labels},
         )
 
     def _names(self, *, target: str | None, channel: str | None) -> tuple[str, ...]:

@@ -23,6 +23,7 @@ from bot.slack.blocks.keys import keys_message
 from bot.slack.capacity import prepare_capacity
 from bot.slack.deps import SlackDeps, timed_diagnosis
 from bot.slack.fix import FIX_USAGE, prepare_fix, prepare_pending
+from bot.slack.fleet_filter import STATUS_USAGE, parse_filter, select_targets
 from bot.slack.jobs import Job, Result
 from bot.slack.parsing import (
     CAPACITY_USAGE,
@@ -62,13 +63,15 @@ def prepare_help(args: tuple[str, ...], deps: SlackDeps, *, unknown: str | None 
 
 
 def prepare_status(args: tuple[str, ...], deps: SlackDeps) -> Job:
-    """A one-line view of every target."""
-    parse_no_args("status", args)
-    count = len(deps.diagnosis.targets)
+    """Every target (or those a glob / label=value filter chooses), worst first."""
+    fleet = parse_filter(args)
+    chosen = select_targets(fleet, deps.diagnosis.targets)
+    count = len(chosen)
     return Job(
         subcommand="status",
-        run=lambda _request: run_status(deps),
+        run=lambda _request: run_status(deps, chosen, scope=fleet.text()),
         progress=f"Checking {count} target{'s' if count != 1 else ''}…",
+        parameters={"filter": fleet.text()} if not fleet.empty else {},
     )
 
 
@@ -158,7 +161,9 @@ def keys_result(diagnosis: Diagnosis) -> Result:
 
 SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("help", "help", "this help", prepare_help),
-    Subcommand("status", "status", "severity and memory of every target", prepare_status),
+    Subcommand(
+        "status", STATUS_USAGE, "every target (or a glob, label=value), worst first", prepare_status
+    ),
     Subcommand(
         "diagnose", "diagnose [target]", "runbook diagnosis with fix buttons", prepare_diagnose
     ),

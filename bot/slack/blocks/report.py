@@ -10,6 +10,7 @@ a code span: the channel keeps that copy outside the database, for
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -42,6 +43,7 @@ from bot.slack.blocks.common import (
     mention,
     section,
 )
+from bot.slack.blocks.status import labels_suffix
 from bot.units import format_bytes, format_duration
 
 FULL_TARGETS = 10  # the worst ten in full, as the issue asks; the rest one line each
@@ -75,11 +77,14 @@ def report_message(report: Report, *, full: int = FULL_TARGETS) -> Message:
     shown = max(0, min(full, len(report.targets), (room - 2) // 2))
     middle: list[Block] = []
     for target in report.targets[:shown]:
-        middle.extend([DividerBlock(), section(target_text(target, zone))])
+        labels = report.labels.get(target.target, {})
+        middle.extend([DividerBlock(), section(target_text(target, zone, labels=labels))])
     rest = report.targets[shown:]
     if rest:
         lines = [f"*{len(rest)} more target{'s' if len(rest) != 1 else ''}*"]
-        lines.extend(summary_line(target) for target in rest)
+        lines.extend(
+            summary_line(target, labels=report.labels.get(target.target, {})) for target in rest
+        )
         sections = bullet_sections(lines, max_sections=room - len(middle) - 1)
         middle.extend([DividerBlock(), *sections])
     if not report.targets:
@@ -131,10 +136,13 @@ def window_line(report: Report, zone: tzinfo) -> str:
     )
 
 
-def target_text(target: TargetReport, zone: tzinfo) -> str:
+def target_text(
+    target: TargetReport, zone: tzinfo, *, labels: Mapping[str, str] | None = None
+) -> str:
     """A target in full: memory, trend and forecast, evictions and keys, live, alerts, fixes."""
     name = escape(clip(target.target, NAME_MAX))
-    lines = [f"{SEVERITY_MARK[target.severity]} *{name}* — {target.severity.value}"]
+    head = f"{SEVERITY_MARK[target.severity]} *{name}* — {target.severity.value}"
+    lines = [head + labels_suffix(labels or {})]
     if target.series.points:
         lines.extend(
             [
@@ -281,8 +289,12 @@ def fix_line(fix: FixRecord, zone: tzinfo) -> str:
     return f"{line} — {escape(clip(fix.summary, SUMMARY_MAX))}" if fix.summary else line
 
 
-def summary_line(target: TargetReport) -> str:
-    """``🟢 *cache-3*: 42% · ok`` (and when it reaches 90%, if it does)."""
+def summary_line(target: TargetReport, *, labels: Mapping[str, str] | None = None) -> str:
+    """``🟢 *cache-3*: 42% · ok`` (and when it reaches 90%, if it does; its labels last)."""
+    return _summary_line(target) + labels_suffix(labels or {})
+
+
+def _summary_line(target: TargetReport) -> str:
     name = escape(clip(target.target, NAME_MAX))
     mark = SEVERITY_MARK[target.severity]
     if not target.series.points:
