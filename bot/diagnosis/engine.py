@@ -61,6 +61,7 @@ def diagnose(
         used_memory_peak=mem.used_memory_peak,
         policy_source=snapshot.policy_source,
         drift=drift,
+        sentinel=snapshot.sentinel,
     )
 
 

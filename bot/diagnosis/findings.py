@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from bot.diagnosis.facts import PEAK_RATIO, Facts, pct, size
 from bot.diagnosis.model import Finding, Severity
+from bot.replication import ReplicaLag
 
 # MEMORY DOCTOR's own cut-offs for "high allocator fragmentation" and "peak".
 ALLOCATOR_FRAG_RATIO = 1.1
@@ -148,6 +149,40 @@ def policy_from_info(f: Facts) -> Finding | None:
     )
 
 
+# A replica further behind than this is a warning: a failover now would lose those writes.
+REPLICA_LAG_WARNING_BYTES = 1024**2
+
+
+def replicas(f: Facts) -> tuple[Finding, ...]:
+    """A sentinel target's replicas: how far each trails the primary, or that none is left."""
+    reading = f.snap.sentinel
+    if reading is None:
+        return ()
+    if not reading.replicas:
+        return (
+            Finding(
+                "no-replica",
+                Severity.WARNING,
+                f"the sentinels list no replica of {reading.master_name}: "
+                "a failover has nowhere to go",
+            ),
+        )
+    return tuple(_replica(lag) for lag in reading.replicas)
+
+
+def _replica(lag: ReplicaLag) -> Finding:
+    if lag.lag_bytes is None:
+        reason = lag.error or "no replication offset"
+        message = f"replica {lag.address} lag unknown (link {lag.link}): {reason}"
+        return Finding("replica-lag", Severity.WARNING, message)
+    behind = lag.lag_bytes > REPLICA_LAG_WARNING_BYTES or lag.link != "up"
+    return Finding(
+        "replica-lag",
+        Severity.WARNING if behind else Severity.OK,
+        f"replica {lag.address} is {lag.lag_bytes:,} bytes behind (link {lag.link})",
+    )
+
+
 FINDERS: tuple[Callable[[Facts], Finding | None], ...] = (
     mitigation,
     no_limit,
@@ -164,4 +199,5 @@ FINDERS: tuple[Callable[[Facts], Finding | None], ...] = (
 def find_findings(f: Facts) -> tuple[Finding, ...]:
     """Every finding that applies, most urgent first."""
     found = [x for x in (finder(f) for finder in FINDERS) if x is not None]
+    found.extend(replicas(f))
     return tuple(sorted(found, key=lambda x: -x.severity.rank))

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from bot.diagnosis.actions import ACTIONS
+from bot.replication import SentinelReading
 
 
 class Severity(StrEnum):
@@ -154,3 +155,12 @@ class Diagnosis:
     # Live settings that differ from the persisted redis.conf; None when not compared (the
     # target has no Kubernetes coordinates, or the ConfigMap could not be read: a finding says).
     drift: tuple[Drift, ...] | None = None
+    # A mode: sentinel target: the primary the sentinels named for this diagnosis, its replicas.
+    sentinel: SentinelReading | None = None
+
+    @property
+    def primary_label(self) -> str | None:
+        """``primary 127.0.0.1:6380 (via sentinel)`` for a sentinel target, else None."""
+        if self.sentinel is None:
+            return None
+        return f"primary {self.sentinel.primary} (via sentinel)"

@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.diagnosis.capacity import CapacityPlan, plan_from_diagnosis
 from bot.diagnosis.model import Check, Diagnosis, Drift, Finding, Scenario
+from bot.replication import SentinelReading
 
 
 def diagnosis_to_dict(d: Diagnosis) -> dict[str, Any]:
@@ -59,6 +60,8 @@ def diagnosis_to_dict(d: Diagnosis) -> dict[str, Any]:
         # null: not compared (no Kubernetes coordinates, or the ConfigMap unreadable: a
         # finding says why); []: compared, no difference.
         "drift": None if d.drift is None else [_drift(x) for x in d.drift],
+        # null: not a mode: sentinel target.
+        "sentinel": None if d.sentinel is None else _sentinel(d.sentinel),
     }
 
 
@@ -113,6 +116,18 @@ def _check(c: Check) -> dict[str, Any]:
 
 def _finding(f: Finding) -> dict[str, Any]:
     return {"id": f.id, "severity": f.severity.value, "message": f.message}
+
+
+def _sentinel(reading: SentinelReading) -> dict[str, Any]:
+    return {
+        "master_name": reading.master_name,
+        "primary": reading.primary,
+        "sentinel": reading.sentinel,
+        "replicas": [
+            {"address": r.address, "lag_bytes": r.lag_bytes, "link": r.link, "error": r.error}
+            for r in reading.replicas
+        ],
+    }
 
 
 def _drift(d: Drift) -> dict[str, Any]:

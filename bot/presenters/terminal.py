@@ -55,6 +55,8 @@ def _header(d: Diagnosis) -> Panel:
             f"sessions ~{d.session_keys:,} ({d.sample_mode})"
         ),
     ]
+    if d.primary_label:  # a sentinel target: which node this diagnosis read
+        lines.append(Text(d.primary_label))
     title = f"{d.severity.value.upper()}  {d.target}  (Redis {d.redis_version or '?'})"
     return Panel(Group(*lines), title=title, title_align="left", border_style=style)
 

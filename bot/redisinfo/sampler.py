@@ -19,6 +19,7 @@ from redis.exceptions import ResponseError
 from bot.config import Target
 from bot.health.model import Sample
 from bot.redisinfo.client import client_for, redis_errors
+from bot.redisinfo.sentinel import target_url
 
 SECTIONS = ("memory", "stats", "clients")
 
@@ -34,7 +35,8 @@ class LiveSampleSource:
 
     def read(self, target: Target, *, at: datetime) -> Sample:
         """The target's sample stamped ``at``; RedisUnavailable/ConfigError when unreadable."""
-        url = target.connection_url()
+        # A sentinel target's primary is asked anew each check: a failover moves the client.
+        url = target_url(target, timeout=self._timeout)
         client = self._client(target.name, url)
         with redis_errors(url, timeout=self._timeout):
             replies = _pipeline(client)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
+from bot.replication import SentinelReading
+
 SampleMode = Literal["sampled", "full"]
 PolicySource = Literal["config", "info"]
 
@@ -108,6 +110,7 @@ class Snapshot:
     sample: KeySample
     settings: dict[str, str] = field(default_factory=dict)  # CONFIG values read, e.g. activedefrag
     persistence: dict[str, str] = field(default_factory=dict)  # aof_enabled, rdb_last_save...
+    sentinel: SentinelReading | None = None  # a mode: sentinel target's primary and replicas
 
     @property
     def config_available(self) -> bool:

@@ -65,8 +65,10 @@ def headline(diagnosis: Diagnosis) -> str:
 def memory_text(diagnosis: Diagnosis) -> str:
     """The gauge line and the numbers the runbook looks at first."""
     limit = format_bytes(diagnosis.maxmemory) if diagnosis.maxmemory else "no limit"
+    primary = f" · {diagnosis.primary_label}" if diagnosis.primary_label else ""
     return (
-        f"`{gauge(diagnosis.usage_ratio)}`  {format_bytes(diagnosis.used_memory)} / {limit}\n"
+        f"`{gauge(diagnosis.usage_ratio)}`  {format_bytes(diagnosis.used_memory)} / {limit}"
+        f"{primary}\n"
         f"evicted keys: *{diagnosis.evicted_keys:,}* · "
         f"fragmentation: *{diagnosis.mem_fragmentation_ratio:.2f}* · "
         f"policy: `{escape(diagnosis.maxmemory_policy)}` · "
