@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from bot.datadir import default_database_url
 from bot.errors import ConfigError, TargetNotFound, UsageError
+from bot.labels import check_labels
 from bot.limits import echo
 from bot.units import MAX_DURATION_SECONDS, format_duration, parse_duration
 
@@ -123,10 +124,29 @@ class Target(BaseModel):
 
     name: str = Field(pattern=TARGET_NAME_PATTERN)
     redis_url: str = DEFAULT_REDIS_URL
+    # Sentinel (docs/decisions/sentinel.md): the primary is asked of the sentinels on every
+    # check; redis_url then lends only its scheme, credentials and db to the data nodes.
+    mode: Literal["standalone", "sentinel"] = "standalone"
+    sentinels: tuple[str, ...] = Field((), max_length=16, validate_default=True)
+    master_name: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.:-]{1,128}$", validate_default=True
+    )
+    sentinel_password_env: str | None = None  # the sentinels' own; password_env: the data nodes'
     password_env: str | None = None
     session_pattern: str = "session:*"
     # Where this target's alerts are posted (overrides REDIS_MEM_CHANNEL).
     channel: str | None = None
+    # ``env: prod``, ``team: payments``: filter ``status``, route alerts (``routes:``).
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels(cls, value: Any) -> Any:
+        return check_labels(value)
+
+    def __hash__(self) -> int:  # pydantic's would hash the labels dict (TypeError)
+        return hash((self.name, self.redis_url, tuple(sorted(self.labels.items()))))
+
     kubernetes: KubeCoordinates = Field(default_factory=KubeCoordinates)
 
     @field_validator("channel")
@@ -137,16 +157,24 @@ class Target(BaseModel):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
-        # As redis-py reads it: case-sensitive (urlsplit would take "REDIS://").
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
-        try:
-            urlsplit(value)
-        except ValueError:  # not its message: it quotes the URL between "[" and "]"
-            raise ValueError(
-                "redis_url has a host in brackets that is not an IPv6 address"
-                " (a password holding '[' or ']' must be percent-encoded: %5B, %5D)"
-            ) from None
+        return _checked_url(value, what="redis_url")
+
+    @field_validator("sentinels")
+    @classmethod
+    def _sentinels(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if info.data.get("mode") == "sentinel" and not value:
+            raise ValueError("mode sentinel needs 1-16 sentinel URLs (redis://host:26379)")
+        if info.data.get("mode") not in ("sentinel", None) and value:
+            raise ValueError("only a target with mode: sentinel has sentinels")
+        return tuple(_checked_url(u, what=f"sentinel URL {i + 1}") for i, u in enumerate(value))
+
+    @field_validator("master_name")
+    @classmethod
+    def _master_name(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("mode") == "sentinel" and not value:
+            raise ValueError("mode sentinel needs master_name (as in 'sentinel monitor NAME')")
+        if info.data.get("mode") not in ("sentinel", None) and value:
+            raise ValueError("only a target with mode: sentinel has a master_name")
         return value
 
     def connection_url(self) -> str:
@@ -154,23 +182,46 @@ class Target(BaseModel):
 
         Never log or show this: use ``safe_url`` instead.
         """
-        if not self.password_env:
-            return self.redis_url
-        password = os.environ.get(self.password_env)
-        if password is None:
-            raise ConfigError(
-                f"target {self.name!r}: environment variable {self.password_env} is not set"
-            )
-        parts = urlsplit(self.redis_url)
-        host = parts.netloc.rsplit("@", 1)[-1]
-        user = parts.username or ""
-        netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
-        return urlunsplit(parts._replace(netloc=netloc))
+        return _with_password(self.redis_url, self.password_env, target=self.name)
+
+    def sentinel_urls(self) -> tuple[str, ...]:
+        """The sentinels' URLs to connect with (``sentinel_password_env`` applied); secret."""
+        env = self.sentinel_password_env
+        return tuple(_with_password(url, env, target=self.name) for url in self.sentinels)
 
     @property
     def safe_url(self) -> str:
         """The Redis URL with any password replaced by ``***``: fit for logs and Slack."""
         return redact_url(self.redis_url)
+
+
+def _checked_url(value: str, *, what: str) -> str:
+    """``value`` when redis-py reads it as a Redis URL; ValueError naming ``what`` otherwise."""
+    # As redis-py reads it: case-sensitive (urlsplit would take "REDIS://").
+    if not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"{what} must start with redis://, rediss:// or unix://")
+    try:
+        urlsplit(value)
+    except ValueError:  # not its message: it quotes the URL between "[" and "]"
+        raise ValueError(
+            f"{what} has a host in brackets that is not an IPv6 address"
+            " (a password holding '[' or ']' must be percent-encoded: %5B, %5D)"
+        ) from None
+    return value
+
+
+def _with_password(url: str, env: str | None, *, target: str) -> str:
+    """``url`` with the password read from the environment variable ``env`` (None: as is)."""
+    if not env:
+        return url
+    password = os.environ.get(env)
+    if password is None:
+        raise ConfigError(f"target {target!r}: environment variable {env} is not set")
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    user = parts.username or ""
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 # scheme://user:password@ up to the LAST "@": a password may hold an unencoded
@@ -500,6 +551,7 @@ def _read_targets_file(path: Path, default_pattern: str) -> dict[str, Target]:
     entries = raw.get("targets") if isinstance(raw, dict) else raw
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"targets file {path}: expected a non-empty list under 'targets'")
+    routes = _read_routes(path, raw)
     targets: dict[str, Target] = {}
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
@@ -513,8 +565,66 @@ def _read_targets_file(path: Path, default_pattern: str) -> dict[str, Target]:
             ) from None
         if target.name in targets:
             raise ConfigError(f"targets file {path}: duplicate target name {target.name!r}")
-        targets[target.name] = target
+        targets[target.name] = routed(target, routes)
     return targets
+
+
+class Route(BaseModel):
+    """``- match: {team: payments}`` / ``channel: C0PAYMENTS``: where alerts of the
+    targets that carry every label of ``match`` go, unless a target names its own channel."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    match: dict[str, str]
+    channel: str
+
+    @field_validator("match", mode="before")
+    @classmethod
+    def _match(cls, value: Any) -> dict[str, str]:
+        labels = check_labels(value)
+        if not labels:
+            raise ValueError("must name at least one label, e.g. {team: payments}")
+        return labels
+
+    @field_validator("channel", mode="before")
+    @classmethod
+    def _channel(cls, value: Any) -> str:
+        channel = slack_channel(value) if isinstance(value, str) else None
+        if channel is None:
+            raise ValueError("must be a Slack channel id (C0123ABCD) or name (#ops)")
+        return channel
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        """Every label of ``match`` is on the target with the same value."""
+        return all(labels.get(key) == value for key, value in self.match.items())
+
+
+def _read_routes(path: Path, raw: Any) -> list[Route]:
+    """The targets file's top-level ``routes:`` (none: an empty list); ConfigError line."""
+    entries = raw.get("routes") if isinstance(raw, dict) else None
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise ConfigError(f"targets file {path}: 'routes' must be a list of match/channel")
+    routes = []
+    for index, entry in enumerate(entries):
+        try:
+            routes.append(Route.model_validate(entry))
+        except ValidationError as err:
+            raise ConfigError(
+                f"targets file {path}: route {index + 1}: {first_error(err)}"
+            ) from None
+    return routes
+
+
+def routed(target: Target, routes: list[Route]) -> Target:
+    """The target with the first matching route's channel, if it has none of its own."""
+    if target.channel is not None:
+        return target
+    for route in routes:
+        if route.matches(target.labels):
+            return target.model_copy(update={"channel": route.channel})
+    return target
 
 
 def pick_target(targets: dict[str, Target], name: str | None) -> Target:

@@ -98,8 +98,13 @@ def probe_for(settings: Settings) -> ProbeFactory:
     The diagnosis service's, and the demo's (each throwaway store is a target).
     """
     from bot.redisinfo.probe import LiveRedisProbe
+    from bot.redisinfo.sentinel import SentinelProbe
 
     def probe(target: Target) -> RedisProbe:
+        if target.mode == "sentinel":  # the primary is asked of the sentinels at each snapshot
+            return SentinelProbe(
+                target=target, scan_budget=settings.scan_budget, timeout=settings.check_timeout
+            )
         return LiveRedisProbe(
             name=target.name, url=target.connection_url(), scan_budget=settings.scan_budget
         )
@@ -199,12 +204,14 @@ def remediation_service(
     from bot.approvals.store import ApprovalStore
     from bot.kube.lazy import LazyCluster
     from bot.redisinfo.ops import LiveRedisOps
+    from bot.redisinfo.sentinel import target_url
     from bot.remediation.model import RemediationLimits
 
     kube: Cluster = cluster if cluster is not None else LazyCluster()  # connects on first use
 
     def adapters(target: Target) -> tuple[Cluster, RedisOps]:
-        return kube, LiveRedisOps(url=target.connection_url())
+        # Built per fix, after its fresh diagnosis: a sentinel target's current primary.
+        return kube, LiveRedisOps(url=target_url(target, timeout=settings.check_timeout))
 
     return RemediationService(
         store=ApprovalStore(engine),
