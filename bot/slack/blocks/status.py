@@ -173,10 +173,11 @@ def status_line(row: TargetStatus) -> str:
     d = row.diagnosis
     limit = format_bytes(d.maxmemory) if d.maxmemory else "no limit"
     scenarios = ", ".join(s.id for s in d.scenarios) or "no scenario"
+    primary = f" · {d.primary_label}" if d.primary_label else ""  # a Sentinel target's node
     return (
         f"{SEVERITY_MARK[d.severity]} *{escape(row.name)}* `{gauge(d.usage_ratio)}` "
         f"{format_bytes(d.used_memory)} / {limit} · evicted {d.evicted_keys:,} · {scenarios}"
-        f"{suffix}"
+        f"{primary}{suffix}"
     )
 
 
