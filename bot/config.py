@@ -403,8 +403,10 @@ class Settings(BaseSettings):
         token = value.strip()
         one_word = all(c.isprintable() and not c.isspace() for c in token)
         if len(token) < MIN_WEBHOOK_TOKEN or not one_word:
+            # "(hidden)" stands where the value would: the CLI's scrubber masks the word
+            # after "TOKEN:", which must not be a word of the sentence.
             raise ValueError(
-                f"must be one word of at least {MIN_WEBHOOK_TOKEN} printable characters"
+                f"(hidden) must be one word of at least {MIN_WEBHOOK_TOKEN} printable characters"
             )
         return token
 
@@ -462,6 +464,11 @@ def first_error(err: ValidationError) -> str:
     """The first problem of ``err`` in one line, ``field: what is wrong`` (never the value)."""
     first = err.errors()[0]
     where = ".".join(str(p) for p in first.get("loc", ())) or "value"
+    # A setting checked at its default value is reported by its field name: name the
+    # environment variable people set instead.
+    field = Settings.model_fields.get(where) if err.title == Settings.__name__ else None
+    if field is not None and isinstance(field.validation_alias, str):
+        where = field.validation_alias
     if first.get("type") == "string_pattern_mismatch" and where == "name":
         return f"{where}: {TARGET_NAME_RULE}"
     message = str(first.get("msg", "invalid")).removeprefix("Value error, ")

@@ -193,7 +193,7 @@ def test_a_weak_or_odd_webhook_token_is_one_line_at_start_up(
         Settings.load()
     assert str(err.value) == (
         "invalid configuration: REDIS_MEM_WEBHOOK_TOKEN: "
-        "must be one word of at least 16 printable characters"
+        "(hidden) must be one word of at least 16 printable characters"
     )
     assert value not in str(err.value)
 

@@ -239,6 +239,16 @@ def test_settings_keep_raw_samples_48h_and_aggregates_30_days(
         "invalid configuration: REDIS_MEM_AGGREGATE_RETENTION: "
         "must be at least REDIS_MEM_SAMPLE_RETENTION (2.0d)"
     )
+    # Raising only the raw retention names the setting people set, not a field name.
+    monkeypatch.delenv("REDIS_MEM_AGGREGATE_RETENTION")
+    monkeypatch.setenv("REDIS_MEM_SAMPLE_RETENTION", "40d")
+    with pytest.raises(ConfigError) as err:
+        Settings.load()
+    assert str(err.value) == (
+        "invalid configuration: REDIS_MEM_AGGREGATE_RETENTION: "
+        "must be at least REDIS_MEM_SAMPLE_RETENTION (40.0d)"
+    )
+    monkeypatch.delenv("REDIS_MEM_SAMPLE_RETENTION")
     monkeypatch.setenv("REDIS_MEM_AGGREGATE_RETENTION", "a month")
     with pytest.raises(ConfigError, match="REDIS_MEM_AGGREGATE_RETENTION: invalid duration"):
         Settings.load()
