@@ -57,6 +57,17 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise ConfigError("redis-server is not installed (apt-get install redis-server)")
+        self._proc = subprocess.Popen(self.command(binary), stdout=subprocess.DEVNULL)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()  # a server that never answered must not outlive the caller
+            raise
+        return self
+
+    def command(self, binary: str) -> list[str]:
+        """The command line: ``redis-server`` on our port and directory, persistence off,
+        then ``args`` (a subclass may run it otherwise, e.g. as a sentinel)."""
         cmd = [
             binary,
             "--port",
@@ -74,13 +85,12 @@ class RedisServer:
         ]
         if self.password:
             cmd += ["--requirepass", self.password]
-        self._proc = subprocess.Popen(cmd + self._args, stdout=subprocess.DEVNULL)
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()  # a server that never answered must not outlive the caller
-            raise
-        return self
+        return cmd + self._args
+
+    @property
+    def directory(self) -> Path:
+        """The server's own temporary directory (its log, its files), removed by ``stop``."""
+        return Path(self._dir.name)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 10

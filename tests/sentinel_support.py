@@ -1,27 +1,24 @@
 """A real Sentinel deployment for the tests: a primary, a replica and three sentinels.
 
 Every process is a real ``redis-server`` on a free loopback port; the sentinels run
-``redis-server <conf> --sentinel`` with a config file written into ``tmp_path`` (Sentinel
+``redis-server <conf> --sentinel`` with a config file written into its own directory (Sentinel
 rewrites it, so it must be writable). Quorum 2, down-after 1 s, failover-timeout 3 s.
 """
 
 from __future__ import annotations
 
 import shutil
-import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 import redis
 
 from bot.config import Target
+from bot.errors import ConfigError
 from tests.conftest import RedisFactory
-from tests.redisserver import RedisServer, free_port
+from tests.redisserver import RedisServer
 
 MASTER = "mymaster"
 WAIT_SECONDS = 30.0  # a real failover takes about a second; a loaded 2-core box, more
@@ -48,25 +45,25 @@ def pairs(reply: object) -> dict[str, str]:
     return {str(k): str(v) for k, v in zip(reply[::2], reply[1::2], strict=True)}
 
 
-class SentinelProcess:
-    """One ``redis-server --sentinel`` monitoring ``MASTER`` on the primary's port."""
+class SentinelProcess(RedisServer):
+    """One ``redis-server <conf> --sentinel`` monitoring ``MASTER`` on the primary's port.
+
+    ``RedisServer``'s process life (start and wait for PING, pause, stop) with another
+    command line: Sentinel reads (and rewrites) a config file in the server's directory.
+    """
 
     def __init__(
         self,
-        directory: Path,
         *,
         primary_port: int,
         password: str | None = None,
         data_password: str | None = None,
     ) -> None:
-        self.port = free_port()
-        self.password = password
-        self.dir = directory / f"sentinel-{self.port}"
-        self.dir.mkdir()
-        self.conf = self.dir / "sentinel.conf"
+        super().__init__(password=password)
+        self.conf = self.directory / "sentinel.conf"
         self.conf.write_text(
-            f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
-            f"logfile {self.dir / 'sentinel.log'}\n"
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.directory}\n"
+            f"logfile {self.directory / 'redis.log'}\n"
             f"sentinel monitor {MASTER} 127.0.0.1 {primary_port} 2\n"
             f"sentinel down-after-milliseconds {MASTER} 1000\n"
             f"sentinel failover-timeout {MASTER} 3000\n"
@@ -74,31 +71,23 @@ class SentinelProcess:
             + (f"requirepass {password}\n" if password else "")
             + (f"sentinel auth-pass {MASTER} {data_password}\n" if data_password else "")
         )
-        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        """``redis://127.0.0.1:<port>``."""
+        """``redis://127.0.0.1:<port>`` (its password goes separately: ``client``)."""
         return f"redis://127.0.0.1:{self.port}"
 
-    def start(self) -> SentinelProcess:
-        """Start it and wait until it answers PING."""
-        binary = shutil.which("redis-server") or "redis-server"
-        self._proc = subprocess.Popen(
-            [binary, str(self.conf), "--sentinel"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for(self._answers, what=f"sentinel on port {self.port}", seconds=10)
-        return self
+    def command(self, binary: str) -> list[str]:
+        """Sentinel mode, from the config file."""
+        return [binary, str(self.conf), "--sentinel"]
 
-    def _answers(self) -> bool:
-        if self._proc is not None and self._proc.poll() is not None:
-            log = self.dir / "sentinel.log"
-            tail = log.read_text().strip().splitlines()[-1:] if log.exists() else []
-            pytest.skip(f"redis-server cannot run as a sentinel here: {tail or 'no log'}")
-        with self.client() as client:
-            return bool(client.ping())
+    def start(self) -> SentinelProcess:
+        """Start it and wait until it answers PING; skip the test where it cannot run."""
+        try:
+            super().start()
+        except ConfigError as err:
+            pytest.skip(f"redis-server cannot run as a sentinel here: {err.message}")
+        return self
 
     def client(self) -> redis.Redis:
         """A decoded client of this sentinel (short timeouts)."""
@@ -115,28 +104,6 @@ class SentinelProcess:
         with self.client() as client:
             ip, port = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER)
         return f"{ip}:{port}"
-
-    @contextmanager
-    def paused(self) -> Iterator[None]:
-        """SIGSTOPped for the block: it accepts connections and answers nothing (hung)."""
-        assert self._proc is not None
-        self._proc.send_signal(signal.SIGSTOP)
-        try:
-            yield
-        finally:
-            self._proc.send_signal(signal.SIGCONT)
-
-    def stop(self) -> None:
-        """Terminate the process (idempotent)."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGCONT)
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        self._proc = None
 
 
 @dataclass
@@ -218,7 +185,6 @@ def _sentinels_ready(sentinels: list[SentinelProcess], replica_port: int) -> boo
 
 def start_sentinels(
     redis_factory: RedisFactory,
-    tmp_path: Path,
     *,
     password: str | None = None,
     sentinel_password: str | None = None,
@@ -242,9 +208,8 @@ def start_sentinels(
     try:
         for _ in range(3):
             sentinel = SentinelProcess(
-                tmp_path, primary_port=primary.port, password=sentinel_password,
-                data_password=password,
-            )  # fmt: skip
+                primary_port=primary.port, password=sentinel_password, data_password=password
+            )
             setup.sentinels.append(sentinel.start())
         wait_for(
             lambda: _sentinels_ready(setup.sentinels, replica.port), what="the sentinels to agree"
@@ -255,9 +220,9 @@ def start_sentinels(
 
 
 @pytest.fixture
-def sentinel_setup(redis_factory: RedisFactory, tmp_path: Path) -> Iterator[SentinelSetup]:
+def sentinel_setup(redis_factory: RedisFactory) -> Iterator[SentinelSetup]:
     """A primary, a replica and three sentinels (``MASTER``), stopped after the test."""
-    yield from start_sentinels(redis_factory, tmp_path)
+    yield from start_sentinels(redis_factory)
 
 
 __all__ = ["MASTER", "SentinelProcess", "SentinelSetup", "sentinel_setup", "wait_for"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -20,10 +19,8 @@ SENTINEL_PW = "s3ntinel-s3cret"
 
 
 @pytest.fixture
-def guarded(redis_factory: RedisFactory, tmp_path: Path) -> Iterator[SentinelSetup]:
-    yield from start_sentinels(
-        redis_factory, tmp_path, password=DATA_PW, sentinel_password=SENTINEL_PW
-    )
+def guarded(redis_factory: RedisFactory) -> Iterator[SentinelSetup]:
+    yield from start_sentinels(redis_factory, password=DATA_PW, sentinel_password=SENTINEL_PW)
 
 
 def target(setup: SentinelSetup) -> Target:

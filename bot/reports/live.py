@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from datetime import datetime
 
@@ -11,8 +10,6 @@ from bot.diagnosis.model import Diagnosis, Severity
 from bot.errors import RedisMemError
 from bot.reports.model import LiveView, ScenarioLine
 from bot.reports.ports import LiveSource
-
-log = logging.getLogger(__name__)
 
 
 def live_view(diagnosis: Diagnosis) -> LiveView:
