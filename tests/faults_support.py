@@ -27,10 +27,8 @@ from bot.approvals.store import ApprovalStore
 from bot.audit.engine import make_engine
 from bot.audit.migrate import upgrade
 from bot.audit.store import SqlAuditStore
-from tests.clirun import clean_env
 from tests.fakeslack import Call, FakeSlack
-from tests.redisserver import free_port
-from tests.serveproc import ServeProcess
+from tests.serveproc import ServeProcess, bot_env
 from tests.slackcheck import button_values, wait_until
 from tests.slacksign import button_click_payload
 
@@ -124,16 +122,14 @@ def serve_env(
     targets_file = tmp_path / "targets.yml"
     entries = [{"name": name, "redis_url": url} for name, url in targets.items()]
     targets_file.write_text(yaml.safe_dump({"targets": entries}))
-    return clean_env(
-        SLACK_BOT_TOKEN="xoxb-faults",
-        SLACK_SIGNING_SECRET=SECRET,
-        SLACK_API_URL=fake.api_url,
+    return bot_env(
+        fake,
+        tmp_path,
+        secret=SECRET,
         DATABASE_URL=database_url,
-        PORT=str(free_port()),
         REDIS_MEM_TARGETS_FILE=str(targets_file),
         REDIS_MEM_APPROVERS=",".join(user for user, _ in APPROVERS),
         REDIS_MEM_CHECK_INTERVAL="3600",
-        REDIS_MEM_SAMPLE_SIZE="100",
     )
 
 

@@ -9,8 +9,9 @@ from typing import Self
 
 import httpx
 
-from tests.clirun import REDIS_MEM
+from tests.clirun import REDIS_MEM, clean_env
 from tests.fakeslack import FakeSlack
+from tests.redisserver import free_port
 from tests.slackcheck import wait_until
 from tests.slacksign import signed_headers
 
@@ -54,3 +55,17 @@ class ServeProcess:
             return self.http.get(f"{self.url}/healthz").status_code == 200
         except httpx.TransportError:
             return False
+
+
+def bot_env(fake: FakeSlack, tmp_path: Path, *, secret: str, **settings: str) -> dict[str, str]:
+    """The clean environment of a test's ``serve``: the fake Slack, its signing ``secret``,
+    SQLite in ``tmp_path``, a free PORT and small diagnoses; ``settings`` add or override."""
+    defaults = {
+        "SLACK_BOT_TOKEN": "xoxb-serve-test",
+        "SLACK_SIGNING_SECRET": secret,
+        "SLACK_API_URL": fake.api_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'audit.db'}",
+        "PORT": str(free_port()),
+        "REDIS_MEM_SAMPLE_SIZE": "100",
+    }
+    return clean_env(**{**defaults, **settings})

@@ -48,7 +48,6 @@ from bot.slack.retry import without_retries
 from bot.web import create_web_app
 from bot.wiring import slack_clients
 from tests.asgiserver import ThreadedServer
-from tests.clirun import clean_env
 from tests.conftest import RedisFactory
 from tests.fakeslack import FakeSlack
 from tests.faults_support import (
@@ -61,7 +60,7 @@ from tests.faults_support import (
 )
 from tests.health_support import session_store, set_ratio
 from tests.redisserver import free_port
-from tests.serveproc import ServeProcess
+from tests.serveproc import ServeProcess, bot_env
 from tests.slackcheck import wait_until
 from tests.slacksign import button_click_payload
 
@@ -279,19 +278,16 @@ def test_a_check_not_stored_is_an_error_and_every_check_is_timed_by_the_timer_pa
 def health_serve(fake_slack: FakeSlack, tmp_path: Path) -> Iterator[ServeProcess]:
     rules = tmp_path / "rules.yml"
     rules.write_text(yaml.safe_dump(RULES))
-    env = clean_env(
-        SLACK_BOT_TOKEN="xoxb-metrics",
-        SLACK_SIGNING_SECRET="metrics-secret",
-        SLACK_API_URL=fake_slack.api_url,
-        DATABASE_URL=f"sqlite:///{tmp_path / 'audit.db'}",
-        PORT=str(free_port()),
+    env = bot_env(
+        fake_slack,
+        tmp_path,
+        secret="metrics-secret",
         REDIS_MEM_TARGETS_FILE=str(tmp_path / "targets.yml"),
         REDIS_MEM_RULES_FILE=str(rules),
         REDIS_MEM_CHECK_INTERVAL="1",
         REDIS_MEM_CHECK_TIMEOUT="1",
         REDIS_MEM_REPEAT_INTERVAL="1h",
         REDIS_MEM_CHANNEL=ALERTS,
-        REDIS_MEM_SAMPLE_SIZE="100",
     )
     serve = ServeProcess(fake=fake_slack, env=env, log=tmp_path / "serve.log")
     yield serve

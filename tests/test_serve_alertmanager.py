@@ -24,13 +24,11 @@ import yaml
 from bot.audit.engine import make_engine
 from bot.audit.store import SqlAuditStore
 from bot.health.rules import RULES_BY_ID
-from tests.clirun import clean_env
 from tests.conftest import RedisFactory
 from tests.fakeslack import Call, FakeSlack
 from tests.fakesocket import FakeSocket
 from tests.health_support import session_store
-from tests.redisserver import free_port
-from tests.serveproc import ServeProcess
+from tests.serveproc import ServeProcess, bot_env
 from tests.slackcheck import rebuilt, wait_until
 from tests.test_alertmanager_payload import payload
 
@@ -99,16 +97,13 @@ def serve_env(fake: FakeSlack, tmp_path: Path, redis_url: str, **extra: str) -> 
     rules.write_text(yaml.safe_dump({"rules": {r: {"enabled": False} for r in RULES_BY_ID}}))
     targets = tmp_path / "targets.yml"
     targets.write_text(yaml.safe_dump({"targets": [{"name": "prod", "redis_url": redis_url}]}))
-    return clean_env(
-        SLACK_BOT_TOKEN="xoxb-serve-am",
-        SLACK_SIGNING_SECRET="serve-am-secret",
-        SLACK_API_URL=fake.api_url,
-        DATABASE_URL=f"sqlite:///{tmp_path / 'audit.db'}",
-        PORT=str(free_port()),
+    return bot_env(
+        fake,
+        tmp_path,
+        secret="serve-am-secret",
         REDIS_MEM_TARGETS_FILE=str(targets),
         REDIS_MEM_RULES_FILE=str(rules),
         REDIS_MEM_CHANNEL=CHANNEL,
-        REDIS_MEM_SAMPLE_SIZE="100",
         REDIS_MEM_CHECK_INTERVAL="3600",
         **extra,
     )

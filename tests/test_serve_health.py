@@ -26,12 +26,10 @@ from bot.audit.store import SqlAuditStore
 from bot.audit.verify import verify_chain
 from bot.health.model import Alert, RuleStatus
 from bot.health.store import SqlHealthStore
-from tests.clirun import clean_env
 from tests.conftest import RedisFactory
 from tests.fakeslack import Call, FakeSlack
 from tests.health_support import session_store, set_ratio
-from tests.redisserver import free_port
-from tests.serveproc import ServeProcess
+from tests.serveproc import ServeProcess, bot_env
 from tests.slackcheck import wait_until
 from tests.slacksign import button_click_payload
 
@@ -108,19 +106,16 @@ def _status(serve: Serve, target: str, rule: str) -> RuleStatus | None:
 def serve_env(fake_slack: FakeSlack, tmp_path: Path) -> dict[str, str]:
     rules = tmp_path / "rules.yml"
     rules.write_text(yaml.safe_dump(RULES))
-    return clean_env(
-        SLACK_BOT_TOKEN="xoxb-serve-health",
-        SLACK_SIGNING_SECRET=SECRET,
-        SLACK_API_URL=fake_slack.api_url,
-        DATABASE_URL=f"sqlite:///{tmp_path / 'audit.db'}",
-        PORT=str(free_port()),
+    return bot_env(
+        fake_slack,
+        tmp_path,
+        secret=SECRET,
         REDIS_MEM_TARGETS_FILE=str(tmp_path / "targets.yml"),
         REDIS_MEM_RULES_FILE=str(rules),
         REDIS_MEM_CHECK_INTERVAL="1",
         REDIS_MEM_CHECK_TIMEOUT="1",
         REDIS_MEM_REPEAT_INTERVAL="2s",
         REDIS_MEM_CHANNEL=CHANNEL,
-        REDIS_MEM_SAMPLE_SIZE="100",
     )
 
 

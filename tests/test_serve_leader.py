@@ -27,13 +27,13 @@ import yaml
 from bot.audit.engine import make_engine
 from bot.audit.migrate import upgrade
 from bot.kube.access import LEASE_NAME
-from tests.clirun import clean_env
 from tests.conftest import RedisFactory
 from tests.dbfixtures import pg_url
 from tests.fakekube import NAMESPACE, FakeKube
 from tests.fakeslack import FakeSlack
 from tests.health_support import session_store, set_ratio
 from tests.redisserver import RedisServer, free_port
+from tests.serveproc import bot_env
 from tests.slackcheck import wait_until
 from tests.test_serve_health import RULES, Serve, header, posts, updates
 
@@ -76,10 +76,10 @@ def cluster(
     engine.dispose()
     rules = tmp_path / "rules.yml"
     rules.write_text(yaml.safe_dump(RULES))
-    env = clean_env(
-        SLACK_BOT_TOKEN="xoxb-serve-leader",
-        SLACK_SIGNING_SECRET="serve-leader-secret",
-        SLACK_API_URL=fake_slack.api_url,
+    env = bot_env(
+        fake_slack,
+        tmp_path,
+        secret="serve-leader-secret",
         DATABASE_URL=pg_url,
         REDIS_MEM_TARGETS_FILE=str(tmp_path / "targets.yml"),
         REDIS_MEM_RULES_FILE=str(rules),
@@ -87,7 +87,6 @@ def cluster(
         REDIS_MEM_CHECK_TIMEOUT="1",
         REDIS_MEM_REPEAT_INTERVAL="0",
         REDIS_MEM_CHANNEL=CHANNEL,
-        REDIS_MEM_SAMPLE_SIZE="100",
         REDIS_MEM_LEASE_SECONDS=str(LEASE_SECONDS),
         KUBERNETES_SERVICE_HOST="",
     )

@@ -28,12 +28,12 @@ from bot.audit.migrate import upgrade
 from bot.health.model import Sample
 from bot.health.ports import Evaluation
 from bot.health.store import SqlHealthStore
-from tests.clirun import clean_env, invoke_cli
+from tests.clirun import invoke_cli
 from tests.conftest import RedisFactory
 from tests.fakeslack import Call, FakeSlack
 from tests.health_support import session_store, set_ratio
-from tests.redisserver import RedisServer, free_port
-from tests.serveproc import ServeProcess
+from tests.redisserver import RedisServer
+from tests.serveproc import ServeProcess, bot_env
 from tests.slackcheck import wait_until
 from tests.test_slack_http import slash_payload
 
@@ -58,16 +58,13 @@ def env(fake_slack: FakeSlack, tmp_path: Path, prod: RedisServer) -> dict[str, s
     targets = tmp_path / "targets.yml"
     entry = {"name": "prod", "redis_url": prod.url, "channel": REPORTS}
     targets.write_text(yaml.safe_dump({"targets": [entry]}))
-    return clean_env(
-        SLACK_BOT_TOKEN="xoxb-serve-report",
-        SLACK_SIGNING_SECRET=SECRET,
-        SLACK_API_URL=fake_slack.api_url,
-        DATABASE_URL=f"sqlite:///{tmp_path / 'audit.db'}",
-        PORT=str(free_port()),
+    return bot_env(
+        fake_slack,
+        tmp_path,
+        secret=SECRET,
         REDIS_MEM_TARGETS_FILE=str(targets),
         REDIS_MEM_CHECK_INTERVAL="1",
         REDIS_MEM_CHECK_TIMEOUT="1",
-        REDIS_MEM_SAMPLE_SIZE="100",
         REDIS_MEM_REPORT_SCHEDULE=this_minute(),
         REDIS_MEM_TIMEZONE="Europe/Paris",
         REDIS_MEM_LOG_LEVEL="DEBUG",  # "posted already" is a debug line
