@@ -9,7 +9,7 @@ store live. Every figure is compared with what INFO said when the test moved it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -145,8 +145,13 @@ def test_alerts_fired_in_the_window_are_counted_with_their_time(rig: Rig) -> Non
     assert report.alerts.open == ()
 
 
-def test_forecast_of_a_store_growing_at_a_known_rate_within_30_percent(rig: Rig) -> None:
-    """Fill at a steady rate, forecast, then keep filling until 90% really is reached."""
+def test_forecast_of_a_store_growing_at_a_known_rate_within_30_percent(
+    rig: Rig, record_property: Callable[[str, object], None]
+) -> None:
+    """Fill at a steady rate, forecast, then keep filling until 90% really is reached.
+
+    The two figures are recorded as the test's properties (``--junitxml``): README's
+    benchmark table quotes them."""
     rig.client.config_set("maxmemory", str(32 * 1024**2))
     written = 0
 
@@ -167,6 +172,8 @@ def test_forecast_of_a_store_growing_at_a_known_rate_within_30_percent(rig: Rig)
         grow(1)
         assert rig.clock.now - started < timedelta(hours=24), "never reached 90%"
     actual = (rig.clock.now - started) / timedelta(hours=1)
+    record_property("predicted_hours", round(predicted, 3))
+    record_property("actual_hours", round(actual, 3))
     assert abs(predicted - actual) <= 0.3 * actual, (predicted, actual)
 
 
