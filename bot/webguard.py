@@ -99,6 +99,36 @@ class Refused(Exception):
         self.reason = reason
 
 
+class LogThrottle:
+    """At most one log line per key per ``interval`` seconds, and how many were held back.
+
+    Shared by every face that refuses requests (Slack's, Alertmanager's): a flood of bad
+    requests costs a few lines, and the next line of a key says how many it stands for.
+    """
+
+    def __init__(
+        self, *, clock: Callable[[], float] = time.monotonic, interval: float = REFUSAL_LOG_INTERVAL
+    ) -> None:
+        self._clock = clock
+        self._interval = interval
+        self._last: dict[str, float] = {}
+        self._unlogged: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, key: str) -> str | None:
+        """None when ``key`` was logged within the interval (this one is counted); else the
+        suffix for the line: "" or "; N more not logged since the last such line"."""
+        now = self._clock()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self._interval:
+                self._unlogged[key] = self._unlogged.get(key, 0) + 1
+                return None
+            self._last[key] = now
+            unlogged = self._unlogged.pop(key, 0)
+        return f"; {unlogged} more not logged since the last such line" if unlogged else ""
+
+
 class RefusalLog:
     """Counts every refusal; logs at most one line per reason per ``interval`` seconds.
 
@@ -121,25 +151,15 @@ class RefusalLog:
         )
         for reason in Reason:  # every series exists from the start, at 0
             self._counter.labels(reason=reason.value)
-        self._clock = clock
-        self._interval = interval
+        self._throttle = LogThrottle(clock=clock, interval=interval)
         self._log = log
-        self._last: dict[Reason, float] = {}
-        self._unlogged: dict[Reason, int] = {}
-        self._lock = threading.Lock()
 
     def refused(self, reason: Reason, *, client: str) -> None:
         """Count one refusal of ``reason`` from ``client``; log it unless throttled."""
         self._counter.labels(reason=reason.value).inc()
-        now = self._clock()
-        with self._lock:
-            last = self._last.get(reason)
-            if last is not None and now - last < self._interval:
-                self._unlogged[reason] = self._unlogged.get(reason, 0) + 1
-                return
-            self._last[reason] = now
-            unlogged = self._unlogged.pop(reason, 0)
-        more = f"; {unlogged} more not logged since the last such line" if unlogged else ""
+        more = self._throttle.admit(reason.value)
+        if more is None:
+            return
         self._log.warning(
             "refused Slack request from %s with %d: %s%s", client, reason.status, reason.text, more
         )

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from starlette.routing import Route
 
 from bot.alertmanager.model import PayloadError, WebhookPayload, parse_payload
 from bot.errors import AuditUnavailable
-from bot.webguard import MAX_BODY_BYTES, REFUSAL_LOG_INTERVAL, Refused, read_body
+from bot.webguard import MAX_BODY_BYTES, REFUSAL_LOG_INTERVAL, LogThrottle, Refused, read_body
 
 PATH = "/alertmanager"
 OUTCOMES = ("accepted", "unauthorized", "too_large", "bad_payload", "unavailable")
@@ -76,11 +75,7 @@ class WebhookLog:
         )
         for outcome in OUTCOMES:
             self._counter.labels(outcome=outcome)
-        self._clock = clock
-        self._interval = interval
-        self._last: dict[str, float] = {}
-        self._unlogged: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self._throttle = LogThrottle(clock=clock, interval=interval)
 
     def accepted(self) -> None:
         """One payload accepted."""
@@ -89,16 +84,9 @@ class WebhookLog:
     def refused(self, outcome: str, line: str, *, client: str) -> None:
         """Count one refusal; log it unless one of ``outcome`` was logged within the interval."""
         self._counter.labels(outcome=outcome).inc()
-        now = self._clock()
-        with self._lock:
-            last = self._last.get(outcome)
-            if last is not None and now - last < self._interval:
-                self._unlogged[outcome] = self._unlogged.get(outcome, 0) + 1
-                return
-            self._last[outcome] = now
-            unlogged = self._unlogged.pop(outcome, 0)
-        more = f"; {unlogged} more not logged since the last such line" if unlogged else ""
-        logger.warning("refused Alertmanager request from %s: %s%s", client, line, more)
+        more = self._throttle.admit(outcome)
+        if more is not None:
+            logger.warning("refused Alertmanager request from %s: %s%s", client, line, more)
 
 
 def alertmanager_route(webhook: Webhook, *, log: WebhookLog) -> Route:
