@@ -144,6 +144,8 @@ def start_bot(workdir: Path) -> Bot:
         "REDIS_MEM_SAMPLE_SIZE": "100",
         "REDIS_MEM_LOG_LEVEL": "INFO",
         "KUBECONFIG": str(workdir / "no-kubeconfig"),  # fixes fail in one line, touch nothing
+        # A KUBECONFIG makes "auto" elect through a Lease; this one bot leads alone.
+        "REDIS_MEM_LEADER_ELECTION": "none",
     }
     return Bot(workdir=workdir, fake=fake, redis_server=server, env=env).start()
 

@@ -206,6 +206,8 @@ def start_all(
             "REDIS_MEM_LOG_LEVEL": "WARNING",
             "REDIS_MEM_CHECK_INTERVAL": "3600",
             "KUBECONFIG": str(workdir / "no-kubeconfig"),
+            # A KUBECONFIG makes "auto" elect through a Lease; this one bot leads alone.
+            "REDIS_MEM_LEADER_ELECTION": "none",
         }
         | extra
     )
