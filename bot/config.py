@@ -23,6 +23,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
@@ -126,8 +127,11 @@ class Target(BaseModel):
     redis_url: str = DEFAULT_REDIS_URL
     # Sentinel (docs/decisions/sentinel.md): the primary is asked of the sentinels on every
     # check; redis_url then lends only its scheme, credentials and db to the data nodes.
-    mode: Literal["standalone", "sentinel"] = "standalone"
+    # Cluster (docs/decisions/cluster.md): the primaries are discovered from ``seeds`` on
+    # every reading; redis_url lends the same to each primary.
+    mode: Literal["standalone", "sentinel", "cluster"] = "standalone"
     sentinels: tuple[str, ...] = Field((), max_length=16, validate_default=True)
+    seeds: tuple[str, ...] = Field((), max_length=16, validate_default=True)
     master_name: str | None = Field(
         None, pattern=r"^[A-Za-z0-9_.:-]{1,128}$", validate_default=True
     )
@@ -168,6 +172,22 @@ class Target(BaseModel):
             raise ValueError("only a target with mode: sentinel has sentinels")
         return tuple(_checked_url(u, what=f"sentinel URL {i + 1}") for i, u in enumerate(value))
 
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if info.data.get("mode") == "cluster" and not value:
+            raise ValueError("mode cluster needs 1-16 seed URLs (redis://host:6379)")
+        if info.data.get("mode") not in ("cluster", None) and value:
+            raise ValueError("only a target with mode: cluster has seeds")
+        return tuple(_checked_url(u, what=f"seed URL {i + 1}") for i, u in enumerate(value))
+
+    @model_validator(mode="after")
+    def _cluster_db(self) -> Target:
+        # A cluster has database 0 only: a db elsewhere would read an empty keyspace.
+        if self.mode == "cluster" and _url_db(self.redis_url) != 0:
+            raise ValueError("a cluster target's redis_url must use database 0 (the only one)")
+        return self
+
     @field_validator("master_name")
     @classmethod
     def _master_name(cls, value: str | None, info: ValidationInfo) -> str | None:
@@ -183,6 +203,10 @@ class Target(BaseModel):
         Never log or show this: use ``safe_url`` instead.
         """
         return _with_password(self.redis_url, self.password_env, target=self.name)
+
+    def seed_urls(self) -> tuple[str, ...]:
+        """A cluster's seed URLs to connect with (``password_env`` applied); secret."""
+        return tuple(_with_password(url, self.password_env, target=self.name) for url in self.seeds)
 
     def sentinel_urls(self) -> tuple[str, ...]:
         """The sentinels' URLs to connect with (``sentinel_password_env`` applied); secret."""
@@ -208,6 +232,15 @@ def _checked_url(value: str, *, what: str) -> str:
             " (a password holding '[' or ']' must be percent-encoded: %5B, %5D)"
         ) from None
     return value
+
+
+def _url_db(url: str) -> int:
+    """The database a Redis URL selects (path ``/N`` or ``?db=N``; default 0)."""
+    parts = urlsplit(url)
+    path = parts.path.strip("/")
+    query = dict(item.partition("=")[::2] for item in parts.query.split("&") if item)
+    raw = query.get("db") or (path if parts.scheme != "unix" else "") or "0"
+    return int(raw) if raw.isdigit() else -1
 
 
 def _with_password(url: str, env: str | None, *, target: str) -> str:

@@ -78,7 +78,7 @@ def test_a_standalone_target_is_unchanged() -> None:
             "sentinels: Tuple should have at most 16 items after validation, not 17",
         ),
         ("mode: sentinel\n    master_name: 'a b'\n    sentinels: [redis://h:1]", "master_name:"),
-        ("mode: replicated", "mode: Input should be 'standalone' or 'sentinel'"),
+        ("mode: replicated", "mode: Input should be 'standalone', 'sentinel' or 'cluster'"),
     ],
 )
 def test_bad_sentinel_entries_are_one_line(tmp_path: Path, entry: str, message: str) -> None:

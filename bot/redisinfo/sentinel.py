@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import redis
 
@@ -23,6 +23,7 @@ from bot.clock import utc_now
 from bot.config import Target
 from bot.errors import ConfigError, RedisMemError, RedisUnavailable
 from bot.redisinfo.client import DEFAULT_TIMEOUT, client_for, connect, redis_errors, shown_url
+from bot.redisinfo.nodes import node_url
 from bot.redisinfo.pacing import DEFAULT_BUDGET
 from bot.redisinfo.probe import LiveRedisProbe
 from bot.redisinfo.snapshot import ProgressFn, Snapshot
@@ -56,19 +57,6 @@ def target_url(target: Target, *, timeout: float = DEFAULT_TIMEOUT) -> str:
 def primary_url(target: Target, *, timeout: float = DEFAULT_TIMEOUT) -> str:
     """The connection URL of the primary the sentinels name now (``target_url``'s rules)."""
     return node_url(target, discover(target, timeout=timeout).primary)
-
-
-def node_url(target: Target, address: str) -> str:
-    """``redis_url`` (scheme, credentials, db, options; ``password_env`` applied) pointed
-    at the data node ``address`` (host:port, as a sentinel reports it)."""
-    parts = urlsplit(target.connection_url())
-    if parts.scheme == "unix":  # a socket path cannot name a node a sentinel reports
-        parts = parts._replace(scheme="redis", path="")
-    host, _, port = address.rpartition(":")
-    shown_host = f"[{host}]" if ":" in host else host
-    userinfo = parts.netloc.rpartition("@")[0]
-    netloc = f"{userinfo}@{shown_host}:{port}" if userinfo else f"{shown_host}:{port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def discover(target: Target, *, timeout: float, replicas: bool = False) -> Discovery:

@@ -1,0 +1,178 @@
+"""Redis Cluster targets: the primaries, discovered from the seeds on every reading.
+
+``CLUSTER SHARDS`` (Redis 7.0 on) or ``CLUSTER NODES`` (before), and ``CLUSTER INFO``'s
+``cluster_state``, asked of the seeds in the order the targets file lists them, the
+reading's timeout shared among those not yet asked (as the sentinels are: one hung seed
+costs its share, never the whole check). Nothing is cached: a failover or a resharding
+between two readings shows in the next one (docs/decisions/cluster.md).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+from redis.exceptions import ResponseError
+
+from bot.config import Target
+from bot.errors import ConfigError, RedisMemError, RedisUnavailable
+from bot.redisinfo.client import DEFAULT_TIMEOUT, client_for, redis_errors, shown_url
+from bot.redisinfo.nodes import node_url
+from bot.shards import Shard, Topology
+
+MIN_ATTEMPT_SECONDS = 0.2  # a seed asked last still gets a loopback round trip
+MAX_SHARDS = 500  # Redis Cluster's own advice is at most 1000 nodes; a diagnosis reads each
+_DOWN_FLAGS = ("fail", "fail?", "noaddr", "handshake")
+
+
+def discover(target: Target, *, timeout: float = DEFAULT_TIMEOUT) -> Topology:
+    """Ask the seeds in order for ``target``'s shards and state.
+
+    The first seed that answers wins. None does: one-line RedisUnavailable,
+    ``no seed of sessions answered: <each one's reason>``. A seed that is not in cluster
+    mode is a ConfigError (a standalone server listed as a seed is a mistake in the file).
+    """
+    if target.mode != "cluster":
+        raise ConfigError(f"target {target.name!r} is not a cluster target")
+    urls = target.seed_urls()
+    deadline = time.monotonic() + timeout
+    reasons: list[str] = []
+    for index, url in enumerate(urls):
+        share = (deadline - time.monotonic()) / (len(urls) - index)
+        budget = round(max(share, MIN_ATTEMPT_SECONDS), 2)
+        try:
+            return _ask(url, timeout=budget)
+        except ConfigError:
+            raise
+        except RedisMemError as err:
+            reasons.append(_short(err.message, url))
+    raise RedisUnavailable(f"no seed of {target.name} answered: {'; '.join(reasons)}")
+
+
+def primaries(target: Target, topology: Topology) -> list[tuple[Shard, str]]:
+    """Each shard with the connection URL of its primary (secret: never show it)."""
+    return [(shard, node_url(target, shard.primary)) for shard in topology.shards]
+
+
+def _ask(url: str, *, timeout: float) -> Topology:
+    client = client_for(url, timeout=timeout)  # no PING first: one round trip fewer
+    try:
+        with redis_errors(url, timeout=timeout):
+            info = _command(client, "CLUSTER", "INFO")
+            shards = _shards(client)
+    except RedisUnavailable as err:
+        if "cluster support disabled" in err.message.lower():
+            raise ConfigError(f"seed {_where(url)} is not in cluster mode") from None
+        raise
+    finally:
+        client.close()
+    state = _info_field(info, "cluster_state") or "unknown"
+    return Topology(state=state, seed=_where(url), shards=shards)
+
+
+def _shards(client: redis.Redis) -> tuple[Shard, ...]:
+    try:
+        reply = _command(client, "CLUSTER", "SHARDS")
+    except ResponseError as err:
+        if "unknown" not in str(err).lower():  # a 6.x server has no CLUSTER SHARDS
+            raise
+        return from_nodes(str(_command(client, "CLUSTER", "NODES")))
+    return from_shards(reply)
+
+
+def _command(client: redis.Redis, *args: str) -> Any:
+    run: Callable[..., Any] = client.execute_command
+    return run(*args)
+
+
+def from_shards(reply: Any) -> tuple[Shard, ...]:
+    """``CLUSTER SHARDS`` as shards (redis-py parses it into dicts; RESP2 pairs read too)."""
+    shards = []
+    for entry in reply if isinstance(reply, list) else []:
+        item = _mapping(entry)
+        bounds = [int(x) for x in item.get("slots", [])]
+        ranges = tuple(sorted(zip(bounds[::2], bounds[1::2], strict=False)))
+        nodes = [_mapping(node) for node in item.get("nodes", [])]
+        primary = next((n for n in nodes if str(n.get("role")) == "master"), None)
+        if not ranges or primary is None:  # serves nothing (an empty or orphaned node)
+            continue
+        replicas = tuple(_address(n) for n in nodes if n is not primary)
+        healthy = str(primary.get("health", "online")) == "online"
+        shards.append(Shard(_address(primary), ranges, replicas, healthy))
+    return _ordered(shards)
+
+
+def from_nodes(text: str) -> tuple[Shard, ...]:
+    """``CLUSTER NODES`` as shards: the primaries that serve slots, their replicas."""
+    rows = [line.split() for line in text.splitlines() if line.strip()]
+    replicas: dict[str, list[str]] = {}
+    for row in rows:
+        if len(row) >= 8 and row[3] != "-":
+            replicas.setdefault(row[3], []).append(_node_address(row[1]))
+    shards = []
+    for row in rows:
+        if len(row) < 8 or "master" not in row[2].split(","):
+            continue
+        ranges = tuple(sorted(_slot_range(field) for field in row[8:] if not field.startswith("[")))
+        if not ranges:
+            continue
+        down = any(flag in _DOWN_FLAGS for flag in row[2].split(",")) or row[7] != "connected"
+        address = _node_address(row[1])
+        shards.append(Shard(address, ranges, tuple(replicas.get(row[0], ())), not down))
+    return _ordered(shards)
+
+
+def _ordered(shards: Sequence[Shard]) -> tuple[Shard, ...]:
+    if len(shards) > MAX_SHARDS:
+        raise RedisUnavailable(f"the cluster has {len(shards)} shards; at most {MAX_SHARDS}")
+    return tuple(sorted(shards, key=lambda s: s.slots[0]))
+
+
+def _slot_range(field: str) -> tuple[int, int]:
+    first, _, last = field.partition("-")
+    return int(first), int(last or first)
+
+
+def _node_address(field: str) -> str:
+    """``127.0.0.1:7001@17001,hostname`` -> ``127.0.0.1:7001``."""
+    return field.split("@", 1)[0].split(",", 1)[0]
+
+
+def _mapping(entry: Any) -> Mapping[str, Any]:
+    if isinstance(entry, dict):
+        return {str(k): v for k, v in entry.items()}
+    if isinstance(entry, list):
+        return {str(k): v for k, v in zip(entry[::2], entry[1::2], strict=False)}
+    return {}
+
+
+def _address(node: Mapping[str, Any]) -> str:
+    host = str(node.get("ip") or node.get("endpoint") or "?")
+    return f"{host}:{node.get('port') or node.get('tls-port') or '?'}"
+
+
+def _info_field(info: Any, field: str) -> str | None:
+    if isinstance(info, dict):
+        value = info.get(field)
+        return None if value is None else str(value)
+    for line in str(info).splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == field:
+            return value.strip()
+    return None
+
+
+def _where(url: str) -> str:
+    return urlsplit(url).netloc.rpartition("@")[2] or shown_url(url)
+
+
+def _short(message: str, url: str) -> str:
+    """One seed's reason, without the "cannot reach Redis at <url>: " every one repeats."""
+    shown = shown_url(url)
+    for prefix in (f"cannot reach Redis at {shown}: ", f"Redis at {shown} "):
+        if message.startswith(prefix):
+            return f"{_where(url)} {message.removeprefix(prefix)}"
+    return f"{_where(url)} {message}"
