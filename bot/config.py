@@ -182,10 +182,16 @@ class Target(BaseModel):
         return tuple(_checked_url(u, what=f"seed URL {i + 1}") for i, u in enumerate(value))
 
     @model_validator(mode="after")
-    def _cluster_db(self) -> Target:
+    def _cluster_urls(self) -> Target:
+        if self.mode != "cluster":
+            return self
+        # The seeds lend their scheme, credentials and options to every primary: a
+        # redis_url beside them would be a second, ignored, source of truth.
+        if "redis_url" in self.model_fields_set:
+            raise ValueError("a cluster target has seeds, not a redis_url")
         # A cluster has database 0 only: a db elsewhere would read an empty keyspace.
-        if self.mode == "cluster" and _url_db(self.redis_url) != 0:
-            raise ValueError("a cluster target's redis_url must use database 0 (the only one)")
+        if any(_url_db(url) != 0 for url in self.seeds):
+            raise ValueError("a cluster target's seeds must use database 0 (the only one)")
         return self
 
     @field_validator("master_name")
@@ -198,11 +204,13 @@ class Target(BaseModel):
         return value
 
     def connection_url(self) -> str:
-        """The URL to connect with, the password taken from ``password_env`` if set.
+        """The URL to connect with, the password taken from ``password_env`` if set
+        (a cluster target's: its first seed's, which every primary's URL is built on).
 
         Never log or show this: use ``safe_url`` instead.
         """
-        return _with_password(self.redis_url, self.password_env, target=self.name)
+        url = self.seeds[0] if self.mode == "cluster" else self.redis_url
+        return _with_password(url, self.password_env, target=self.name)
 
     def seed_urls(self) -> tuple[str, ...]:
         """A cluster's seed URLs to connect with (``password_env`` applied); secret."""
@@ -216,7 +224,7 @@ class Target(BaseModel):
     @property
     def safe_url(self) -> str:
         """The Redis URL with any password replaced by ``***``: fit for logs and Slack."""
-        return redact_url(self.redis_url)
+        return redact_url(self.seeds[0] if self.mode == "cluster" else self.redis_url)
 
 
 def _checked_url(value: str, *, what: str) -> str:

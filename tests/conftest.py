@@ -13,6 +13,7 @@ import pytest
 import redis
 from hypothesis import HealthCheck, settings
 
+from bot.redisproc_cluster import RedisClusterProcs
 from tests.fakeslack import METHODS_DIR_ENV, FakeSlack
 from tests.redisserver import RedisServer, redis_server_available
 
@@ -27,6 +28,7 @@ pytest.register_assert_rewrite(
 )
 
 RedisFactory = Callable[..., RedisServer]
+ClusterFactory = Callable[..., RedisClusterProcs]
 
 # Property-based suites: "ci" keeps the whole fuzzing budget under a minute; "fuzz"
 # (HYPOTHESIS_PROFILE=fuzz) is the on-demand deep run. No deadline: the machine is noisy,
@@ -57,6 +59,22 @@ def redis_factory() -> Iterator[RedisFactory]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def cluster_factory() -> Iterator[ClusterFactory]:
+    """Start real Redis Clusters (``RedisClusterProcs``: N primaries, slots spread by
+    ``redis-cli --cluster create``); all are stopped after the test."""
+    started: list[RedisClusterProcs] = []
+
+    def start(*args: str, primaries: int = 3, password: str | None = None) -> RedisClusterProcs:
+        cluster = RedisClusterProcs(*args, primaries=primaries, password=password)
+        started.append(cluster)
+        return cluster.start()
+
+    yield start
+    for cluster in started:
+        cluster.stop()
 
 
 @pytest.fixture

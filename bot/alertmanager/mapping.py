@@ -53,8 +53,9 @@ def map_alert(labels: Mapping[str, str], targets: Mapping[str, Target]) -> Mappe
 
 
 def redis_address(target: Target) -> tuple[str, int] | None:
-    """The target's Redis ``(host, port)``, host lower case; None for a unix socket."""
-    if target.redis_url.startswith("unix://"):
+    """The target's Redis ``(host, port)``, host lower case; None for a unix socket, and for a
+    Sentinel or Cluster target (its data nodes are discovered, its redis_url names none)."""
+    if target.mode != "standalone" or target.redis_url.startswith("unix://"):
         return None
     return host_port(target.redis_url)
 
