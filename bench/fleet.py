@@ -1,6 +1,8 @@
-"""Benchmark ``/redis-mem status`` over a fleet: 100 targets, one server hung.
+"""Benchmark the fleet: ``status`` and a check round over 100 targets, one server hung,
+and a full scan of a 3-shard Redis Cluster beside the same keys on one server.
 
     .venv/bin/python bench/fleet.py [--servers 4] [--dbs 25] [--timeout 5] [--keys 200]
+                                    [--cluster-keys 150000] [--runs 3]
 
 Starts its own redis-servers (never the one on 6379): ``--servers`` of them with
 ``--dbs`` databases each, every database a target holding ``--keys`` session keys
@@ -17,6 +19,10 @@ timeout) plus the message (``status_message``), over pooled probes
   against the baseline of the same run: one redis-py PING per healthy target, one
   after the other on a new connection each (what any status must at least cost), and
   the same diagnoses one after the other.
+- a scheduled check round over the same targets with the same server hung
+  (``bench/fleet_round.py``). Goal: within the per-target timeout + 1 s.
+- the full scan of a 3-shard cluster against one server holding the same keys
+  (``bench/cluster_scan.py``). Goal: the cluster >= 1.5x the one server's keys/s.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import redis
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench import cluster_scan, fleet_round  # noqa: E402
 from bot.config import Target, Thresholds  # noqa: E402
 from bot.errors import RedisMemError  # noqa: E402
 from bot.redisinfo.pool import ClientPool  # noqa: E402
@@ -113,20 +120,24 @@ def main() -> None:
     parser.add_argument("--dbs", type=int, default=25)
     parser.add_argument("--timeout", type=float, default=5.0)
     parser.add_argument("--keys", type=int, default=200)
+    parser.add_argument("--cluster-keys", type=int, default=150_000)
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     servers = [RedisServer("--databases", str(max(args.dbs, 16))) for _ in range(args.servers)]
     try:
         for server in servers:
             server.start()
             fill(server, args.dbs, args.keys)
-        run(servers, args)
+        targets = run(servers, args)
+        fleet_round.report(targets, servers[0], args.timeout)
     finally:
         for server in servers:
             server.stop()
+    cluster_scan.report(args.cluster_keys, args.runs, args.timeout)
 
 
-def run(servers: list[RedisServer], args: argparse.Namespace) -> None:
-    """Measure and print."""
+def run(servers: list[RedisServer], args: argparse.Namespace) -> dict[str, Target]:
+    """Measure and print the status lines; the targets, for the round."""
     targets = {
         f"s{s}-{db}": Target(name=f"s{s}-{db}", redis_url=f"{srv.url[:-2]}/{db}")
         for s, srv in enumerate(servers)
@@ -168,6 +179,7 @@ def run(servers: list[RedisServer], args: argparse.Namespace) -> None:
     )
     print(f"sequential diagnoses:        {one_by_one:7.3f} s  ({one_by_one / healthy_time:.2f}x"
           " the concurrent status)")  # fmt: skip
+    return targets
 
 
 if __name__ == "__main__":
