@@ -97,10 +97,15 @@ def probe_for(settings: Settings) -> ProbeFactory:
 
     The diagnosis service's, and the demo's (each throwaway store is a target).
     """
+    from bot.redisinfo.cluster_probe import ClusterProbe
     from bot.redisinfo.probe import LiveRedisProbe
     from bot.redisinfo.sentinel import SentinelProbe
 
     def probe(target: Target) -> RedisProbe:
+        if target.mode == "cluster":  # the primaries are asked of the seeds at each snapshot
+            return ClusterProbe(
+                target=target, scan_budget=settings.scan_budget, timeout=settings.check_timeout
+            )
         if target.mode == "sentinel":  # the primary is asked of the sentinels at each snapshot
             return SentinelProbe(
                 target=target, scan_budget=settings.scan_budget, timeout=settings.check_timeout

@@ -12,6 +12,7 @@ from bot.diagnosis.facts import Facts, gather
 from bot.diagnosis.findings import find_findings
 from bot.diagnosis.model import Check, Diagnosis, Scenario, Severity
 from bot.diagnosis.scenarios import find_scenarios
+from bot.diagnosis.shards import judge_shards, with_shards
 from bot.redisinfo.snapshot import Snapshot
 
 
@@ -27,7 +28,33 @@ def diagnose(
     ``persisted``: the redis.conf the store restarts with (or why it could not be read);
     differences from the live settings become ``drift`` and findings. None: not compared.
     ``actions``: the declared fixes the scenarios recommend from (tests pass their own).
+    A cluster's snapshot (``Snapshot.cluster``) is judged as a whole and shard by shard
+    (``bot.diagnosis.shards``): the worst of them is the severity.
     """
+    whole = _diagnose_one(snapshot, thresholds, persisted, actions)
+    if snapshot.cluster is None:
+        return whole
+    # Each shard by itself too (no drift: the ConfigMap is compared once, for the whole).
+    shards = judge_shards(
+        snapshot.cluster, lambda shard: _diagnose_one(shard, thresholds, None, actions)
+    )
+    return with_shards(
+        whole,
+        snapshot.cluster,
+        shards,
+        rank=lambda scenarios, mitigate: rank_actions(
+            scenarios, mitigate=mitigate, actions=actions
+        ),
+        mitigation_ratio=thresholds.mitigation_ratio,
+    )
+
+
+def _diagnose_one(
+    snapshot: Snapshot,
+    thresholds: Thresholds,
+    persisted: PersistedConf | None,
+    actions: ActionRegistry,
+) -> Diagnosis:
     facts = gather(snapshot, thresholds)
     checks = run_checks(facts)
     scenarios = find_scenarios(facts, actions)

@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.diagnosis.actions import ACTIONS
 from bot.replication import SentinelReading
+from bot.shards import Shard, Topology
 
 
 class Severity(StrEnum):
@@ -157,10 +158,52 @@ class Diagnosis:
     drift: tuple[Drift, ...] | None = None
     # A mode: sentinel target: the primary the sentinels named for this diagnosis, its replicas.
     sentinel: SentinelReading | None = None
+    # A mode: cluster target: the topology the seed reported, and each shard judged by
+    # itself, worst first (the fields above are then the whole cluster's).
+    cluster: Topology | None = None
+    shards: tuple[ShardDiagnosis, ...] = ()
 
     @property
     def primary_label(self) -> str | None:
-        """``primary 127.0.0.1:6380 (via sentinel)`` for a sentinel target, else None."""
+        """Which node(s) this diagnosis read: ``primary 127.0.0.1:6380 (via sentinel)``,
+        ``3 primaries (cluster via seed 127.0.0.1:7001, state ok)``; None for a standalone."""
+        if self.cluster is not None:
+            count = len(self.cluster.shards)
+            where = f"cluster via seed {self.cluster.seed}, state {self.cluster.state}"
+            return f"{count} {'primary' if count == 1 else 'primaries'} ({where})"
         if self.sentinel is None:
             return None
         return f"primary {self.sentinel.primary} (via sentinel)"
+
+
+@dataclass(frozen=True)
+class ShardDiagnosis:
+    """One shard of a cluster judged by itself: its diagnosis, or why its primary was unreadable.
+
+    ``diagnosis`` is the runbook's answer for that primary alone (no shards of its own);
+    ``error`` the one-line reason it could not be read (then the shard is critical).
+    """
+
+    shard: Shard
+    diagnosis: Diagnosis | None = None
+    error: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The shard's name: its slot range, ``5461-10922``."""
+        return self.shard.name
+
+    @property
+    def label(self) -> str:
+        """``5461-10922 (127.0.0.1:7002)``: how evidence and findings name the shard."""
+        return f"{self.shard.name} ({self.shard.primary})"
+
+    @property
+    def severity(self) -> Severity:
+        """The shard's own severity; critical when its primary could not be read."""
+        return self.diagnosis.severity if self.diagnosis is not None else Severity.CRITICAL
+
+    @property
+    def scenario_ids(self) -> tuple[str, ...]:
+        """The runbook scenarios found on this shard alone."""
+        return () if self.diagnosis is None else tuple(s.id for s in self.diagnosis.scenarios)

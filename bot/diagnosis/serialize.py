@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.diagnosis.capacity import CapacityPlan, plan_from_diagnosis
-from bot.diagnosis.model import Check, Diagnosis, Drift, Finding, Scenario
+from bot.diagnosis.model import Check, Diagnosis, Drift, Finding, Scenario, ShardDiagnosis
 from bot.replication import SentinelReading
+from bot.shards import Topology
 
 
 def diagnosis_to_dict(d: Diagnosis) -> dict[str, Any]:
@@ -62,6 +63,8 @@ def diagnosis_to_dict(d: Diagnosis) -> dict[str, Any]:
         "drift": None if d.drift is None else [_drift(x) for x in d.drift],
         # null: not a mode: sentinel target.
         "sentinel": None if d.sentinel is None else _sentinel(d.sentinel),
+        # null: not a mode: cluster target. Else the topology and each shard, worst first.
+        "cluster": None if d.cluster is None else _cluster(d.cluster, d.shards),
     }
 
 
@@ -127,6 +130,31 @@ def _sentinel(reading: SentinelReading) -> dict[str, Any]:
             {"address": r.address, "lag_bytes": r.lag_bytes, "link": r.link, "error": r.error}
             for r in reading.replicas
         ],
+    }
+
+
+def _cluster(topology: Topology, shards: tuple[ShardDiagnosis, ...]) -> dict[str, Any]:
+    return {
+        "state": topology.state,
+        "seed": topology.seed,
+        "problem": topology.problem,
+        "shards": [_shard(s) for s in shards],
+    }
+
+
+def _shard(s: ShardDiagnosis) -> dict[str, Any]:
+    d = s.diagnosis
+    return {
+        "name": s.name,
+        "primary": s.shard.primary,
+        "slots": s.shard.slot_count,
+        "used_memory": None if d is None else d.used_memory,
+        "maxmemory": None if d is None else d.maxmemory,
+        "usage_ratio": None if d is None else d.usage_ratio,
+        "session_keys": None if d is None else d.session_keys,
+        "severity": s.severity.value,
+        "scenarios": list(s.scenario_ids),
+        "error": s.error,
     }
 
 

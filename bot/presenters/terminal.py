@@ -30,8 +30,10 @@ def render_diagnosis(diagnosis: Diagnosis) -> RenderableType:
     """Everything a paged engineer reads first, in the order they read it."""
     parts: list[RenderableType] = [
         _header(diagnosis),
-        _checks_table(diagnosis.checks),
     ]
+    if diagnosis.shards:  # a cluster: which shard is worst before what the whole says
+        parts.append(_shards_table(diagnosis))
+    parts.append(_checks_table(diagnosis.checks))
     if diagnosis.scenarios:
         parts.append(_scenarios_table(diagnosis))
     else:
@@ -59,6 +61,35 @@ def _header(d: Diagnosis) -> Panel:
         lines.append(Text(d.primary_label))
     title = f"{d.severity.value.upper()}  {d.target}  (Redis {d.redis_version or '?'})"
     return Panel(Group(*lines), title=title, title_align="left", border_style=style)
+
+
+def _shards_table(d: Diagnosis) -> Table:
+    table = Table(title="Shards (worst first)", title_justify="left", expand=True)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Shard", no_wrap=True)
+    table.add_column("Primary", no_wrap=True)
+    table.add_column("Memory", no_wrap=True)
+    table.add_column("Used / max", no_wrap=True)
+    table.add_column("Keys", justify="right", no_wrap=True)
+    table.add_column("Scenarios", min_width=24)
+    for shard in d.shards:
+        status = Text(_MARK[shard.severity], style=_STYLE[shard.severity])
+        one = shard.diagnosis
+        if one is None:
+            unread = Text(f"unreadable: {shard.error}", style="bold red")
+            table.add_row(status, shard.name, shard.shard.primary, "-", "-", "-", unread)
+            continue
+        limit = format_bytes(one.maxmemory) if one.maxmemory else "no limit"
+        table.add_row(
+            status,
+            shard.name,
+            shard.shard.primary,
+            Text(gauge(one.usage_ratio, width=10)),  # "[###--]" is no markup tag
+            f"{format_bytes(one.used_memory)} / {limit}",
+            f"{one.dbsize:,}",
+            ", ".join(shard.scenario_ids) or "-",
+        )
+    return table
 
 
 # Summaries, evidence and findings quote key names and Redis text: they go in as Text,

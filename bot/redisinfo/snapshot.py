@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
+from bot.cluster_reading import ClusterReading
 from bot.replication import SentinelReading
 
 SampleMode = Literal["sampled", "full"]
@@ -111,6 +112,7 @@ class Snapshot:
     settings: dict[str, str] = field(default_factory=dict)  # CONFIG values read, e.g. activedefrag
     persistence: dict[str, str] = field(default_factory=dict)  # aof_enabled, rdb_last_save...
     sentinel: SentinelReading | None = None  # a mode: sentinel target's primary and replicas
+    cluster: ClusterReading | None = None  # a mode: cluster target's shards, each its own snapshot
 
     @property
     def config_available(self) -> bool:

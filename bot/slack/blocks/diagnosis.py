@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, DividerBlock, HeaderBlock
 
 from bot.diagnosis.actions import ACTIONS, ActionRegistry
-from bot.diagnosis.model import Check, Diagnosis, Finding, Scenario
+from bot.diagnosis.model import Check, Diagnosis, Finding, Scenario, Severity, ShardDiagnosis
 from bot.remediation.catalogue import CATALOGUE
 from bot.slack.blocks.common import (
     ACTIONS_MAX_ELEMENTS,
@@ -29,6 +30,7 @@ from bot.slack.blocks.common import (
 from bot.units import format_bytes
 
 REQUEST_ACTION_PREFIX = "redis_mem.request."
+MAX_SHARD_LINES = 10  # shards shown one line each, worst first; the rest in one summary line
 MAX_EVIDENCE_LINES = 6  # per scenario; the rest is summarised as "…and N more"
 
 # Short button labels (Slack buttons are narrow), declared with the action; an action
@@ -41,6 +43,7 @@ def diagnosis_message(diagnosis: Diagnosis) -> Message:
     head: list[Block] = [
         HeaderBlock(text=clip(headline(diagnosis), HEADER_TEXT_MAX)),
         section(memory_text(diagnosis)),
+        *shard_blocks(diagnosis),
         DividerBlock(),
         *bullet_sections(["*Checks*", *(check_line(check) for check in diagnosis.checks)]),
     ]
@@ -73,6 +76,41 @@ def memory_text(diagnosis: Diagnosis) -> str:
         f"fragmentation: *{diagnosis.mem_fragmentation_ratio:.2f}* · "
         f"policy: `{escape(diagnosis.maxmemory_policy)}` · "
         f"keys: *{diagnosis.dbsize:,}* (sessions ≈ {diagnosis.session_keys:,})"
+    )
+
+
+def shard_blocks(diagnosis: Diagnosis) -> list[Block]:
+    """A cluster's "Shards (worst first)": the worst ``MAX_SHARD_LINES`` one line each, the
+    rest counted by severity in one line (one section, within 3,000 characters for any count)."""
+    if not diagnosis.shards:
+        return []
+    lines = ["*Shards (worst first)*", *(shard_line(s) for s in diagnosis.shards[:MAX_SHARD_LINES])]
+    rest = diagnosis.shards[MAX_SHARD_LINES:]
+    if rest:
+        counts = Counter(s.severity for s in rest)
+        said = " · ".join(
+            f"{SEVERITY_MARK[level]} {counts[level]} {level.value}"
+            for level in (Severity.CRITICAL, Severity.WARNING, Severity.OK)
+            if counts[level]
+        )
+        lines.append(f"_…and {len(rest)} more shards: {said}_")
+    return [*bullet_sections(lines)]
+
+
+def shard_line(shard: ShardDiagnosis) -> str:
+    """``🔴 `5461-10922` 127.0.0.1:7002 `▓▓▓▓▓▓▓▓▓░ 92%` 59.0 MB / 64.0 MB · keys 5,000 ·
+    ttl-leak`` (``unreadable: <why>`` for a primary that did not answer)."""
+    mark = SEVERITY_MARK[shard.severity]
+    head = f"{mark} `{shard.name}` {escape(shard.shard.primary)}"
+    one = shard.diagnosis
+    if one is None:
+        return clip(f"{head} unreadable: {escape(shard.error or 'unknown error')}", 250)
+    limit = format_bytes(one.maxmemory) if one.maxmemory else "no limit"
+    scenarios = ", ".join(shard.scenario_ids) or "no scenario"
+    return clip(
+        f"{head} `{gauge(one.usage_ratio)}` {format_bytes(one.used_memory)} / {limit} · "
+        f"keys {one.dbsize:,} (sessions ≈ {one.session_keys:,}) · {scenarios}",
+        250,
     )
 
 
