@@ -4,8 +4,11 @@ Imported by ``bench/fleet.py`` (run that). The same session keys are written onc
 real 3-primary Redis Cluster (``bot.redisproc_cluster``) and once into a single
 redis-server; each is then fully scanned the way ``/redis-mem diagnose --full`` does
 (``bot.wiring.probe_for``: a ``ClusterProbe`` scans the shards in parallel, each on its own
-redis-server process). Both scans run with ``REDIS_MEM_SCAN_BUDGET=1.0`` (as fast as
-Redis allows) so the ratio measures the parallel shards, not the pacer's share of a core.
+redis-server process). Both are measured at the default ``REDIS_MEM_SCAN_BUDGET`` (0.5:
+each Redis may spend half of its own core on the scan, so three shards may spend three
+halves), which is what a user's ``--full`` gets, and again at 1.0 (as fast as Redis
+allows), where the bot's own Python (one interpreter parsing every key's reply) is the
+bound for both, so the ratio shows how much of the parallel scan that one process keeps.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import redis
 from redis.crc import key_slot
 
 from bot.config import Settings, Target
+from bot.redisinfo.pacing import DEFAULT_BUDGET
 from bot.redisproc import RedisServer
 from bot.redisproc_cluster import RedisClusterProcs
 from bot.wiring import probe_for
@@ -74,9 +78,9 @@ def _owner(client: redis.Redis) -> list[tuple[int, int]]:
     return [(int(r[0]), int(r[-1])) for r in ranges]
 
 
-def full_scan(target: Target, timeout: float) -> ScanFigures:
+def full_scan(target: Target, timeout: float, budget: float) -> ScanFigures:
     """One full scan of ``target`` through the bot's probe; its keys and seconds."""
-    settings = Settings(scan_budget=1.0, check_timeout=timeout)
+    settings = Settings(scan_budget=budget, check_timeout=timeout)
     probe = probe_for(settings)(target)
     began = time.perf_counter()
     snapshot = probe.snapshot(pattern="session:*", sample_size=1000, full=True)
@@ -84,26 +88,42 @@ def full_scan(target: Target, timeout: float) -> ScanFigures:
     return ScanFigures(len(snapshot.sample.keys), seconds)
 
 
-def measure(keys: int, runs: int, timeout: float) -> tuple[ScanFigures, ScanFigures]:
-    """The best of ``runs`` full scans of each: (single server, 3-shard cluster)."""
+Pair = tuple[ScanFigures, ScanFigures]
+
+
+def measure(keys: int, runs: int, timeout: float) -> dict[float, Pair]:
+    """By budget, the best of ``runs`` full scans of each: (single server, 3-shard cluster).
+
+    The two are scanned in turn within each run, so a slow moment of the VM lands on both.
+    """
     with RedisClusterProcs() as cluster, RedisServer() as server:
         fill_cluster(cluster, keys)
         fill_server(server, keys)
         single = Target(name="single", redis_url=server.url)
         sharded = Target(name="sessions", mode="cluster", seeds=tuple(cluster.seed_urls[:1]))
-        singles = [full_scan(single, timeout) for _ in range(runs)]
-        clusters = [full_scan(sharded, timeout) for _ in range(runs)]
-    return min(singles, key=lambda f: f.seconds), min(clusters, key=lambda f: f.seconds)
+        figures: dict[float, Pair] = {}
+        for budget in (DEFAULT_BUDGET, 1.0):
+            pairs = [
+                (full_scan(single, timeout, budget), full_scan(sharded, timeout, budget))
+                for _ in range(runs)
+            ]
+            figures[budget] = (
+                min((p[0] for p in pairs), key=lambda f: f.seconds),
+                min((p[1] for p in pairs), key=lambda f: f.seconds),
+            )
+    return figures
 
 
 def report(keys: int, runs: int, timeout: float) -> None:
     """Measure and print the cluster lines of bench/fleet.py."""
-    single, cluster = measure(keys, runs, timeout)
-    print(f"full scan, {keys} session keys (best of {runs}, REDIS_MEM_SCAN_BUDGET=1.0):")
-    print(f"  baseline: one server:       {single.seconds:7.3f} s  {single.rate:9.0f} keys/s"
-          f"  ({single.keys} keys)")  # fmt: skip
-    ratio = cluster.rate / single.rate
-    print(f"  3-shard cluster, parallel:  {cluster.seconds:7.3f} s  {cluster.rate:9.0f} keys/s"
-          f"  ({cluster.keys} keys) = {ratio:.2f}x the one server")  # fmt: skip
-    verdict = "met" if ratio >= 1.5 and cluster.keys == single.keys == keys else "MISSED"
-    print(f"goal: cluster >= 1.5x the one server's keys/s, every key measured: {verdict}")
+    print(f"full scan, {keys} session keys, best of {runs} (REDIS_MEM_SCAN_BUDGET):")
+    for budget, (single, cluster) in measure(keys, runs, timeout).items():
+        ratio = cluster.rate / single.rate
+        print(f"  budget {budget:g}: baseline one server {single.seconds:6.2f} s"
+              f" {single.rate:8.0f} keys/s; 3-shard cluster {cluster.seconds:6.2f} s"
+              f" {cluster.rate:8.0f} keys/s = {ratio:.2f}x ({cluster.keys} keys)")  # fmt: skip
+        if budget == DEFAULT_BUDGET:
+            whole = cluster.keys == single.keys == keys
+            verdict = "met" if ratio >= 1.5 and whole else "MISSED"
+            print(f"goal: cluster >= 1.5x the one server's keys/s at the default budget,"
+                  f" every key measured: {verdict}")  # fmt: skip

@@ -109,7 +109,10 @@ def _scenarios(
             continue
         own: Scenario = first[1]
         titled = replace(own, title=f"{own.title} on shard {first[0].label}")
-        out.append(_on(titled, [s for s, _ in others], "also on shard"))
+        # Its evidence is that shard's own: say so in the evidence too (the terminal shows
+        # the runbook's heading, not the title).
+        only = "" if others else " only"
+        out.append(_on(titled, [first[0], *(s for s, _ in others)], "seen on shard", only))
     return tuple(out)
 
 
@@ -143,10 +146,12 @@ def _by_id(
     return grouped
 
 
-def _on(scenario: Scenario, shards: Sequence[ShardDiagnosis], lead: str) -> Scenario:
+def _on(
+    scenario: Scenario, shards: Sequence[ShardDiagnosis], lead: str, tail: str = ""
+) -> Scenario:
     if not shards:
         return scenario
-    return replace(scenario, evidence=(*scenario.evidence, f"{lead} {_names(shards)}"))
+    return replace(scenario, evidence=(*scenario.evidence, f"{lead} {_names(shards)}{tail}"))
 
 
 def _names(shards: Sequence[ShardDiagnosis]) -> str:
