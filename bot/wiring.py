@@ -215,7 +215,12 @@ def remediation_service(
     kube: Cluster = cluster if cluster is not None else LazyCluster()  # connects on first use
 
     def adapters(target: Target) -> tuple[Cluster, RedisOps]:
-        # Built per fix, after its fresh diagnosis: a sentinel target's current primary.
+        # Built per fix, after its fresh diagnosis: a sentinel target's current primary,
+        # a cluster target's primaries as the seeds name them now.
+        if target.mode == "cluster":
+            from bot.redisinfo.ops_cluster import ClusterRedisOps
+
+            return kube, ClusterRedisOps.discover(target, timeout=settings.check_timeout)
         return kube, LiveRedisOps(url=target_url(target, timeout=settings.check_timeout))
 
     return RemediationService(

@@ -338,7 +338,9 @@ def _result_dict(result: ExecutionResult) -> dict[str, Any]:
         "keys_changed": result.keys_changed,
     }
     if result.bulk is not None:
-        data["bulk"] = asdict(result.bulk)
+        bulk = asdict(result.bulk)
+        nodes = bulk.pop("nodes")  # a cluster's primaries; a one-server target has none
+        data["bulk"] = {**bulk, "nodes": list(nodes)} if nodes else bulk
     return data
 
 

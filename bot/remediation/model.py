@@ -150,6 +150,8 @@ class Step:
     """One step of an execution: done or not, and what it did or why it failed.
 
     ``attempted`` False: an earlier step failed hard, so this one never ran.
+    ``partial``: it failed after changing part of what it changes (some primaries of a
+    cluster took a CONFIG SET, others did not): ``detail`` says which.
     """
 
     name: str
@@ -157,6 +159,7 @@ class Step:
     detail: str
     kind: StepKind = StepKind.CHANGE
     attempted: bool = True
+    partial: bool = False
 
 
 @dataclass(frozen=True)

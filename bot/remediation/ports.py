@@ -20,6 +20,22 @@ StopFlag = Callable[[], bool]
 
 
 @dataclass(frozen=True)
+class NodeOutcome:
+    """What one server of a multi-server target (a cluster primary) did of a change.
+
+    applied: the change took there (a key action: it ran to its end, or to the cap or a
+    cancel); reason: why not, or why it ended early, one line; scanned/changed: a key
+    action's own counts on that server.
+    """
+
+    address: str  # host:port, as the cluster names it
+    applied: bool
+    reason: str = ""
+    scanned: int = 0
+    changed: int = 0
+
+
+@dataclass(frozen=True)
 class BulkResult:
     """What a long Redis action did: always exact, even when it stopped early.
 
@@ -32,6 +48,7 @@ class BulkResult:
     changed: int
     skipped: int
     stopped: str | None = None
+    nodes: tuple[NodeOutcome, ...] = ()  # per server of a cluster (empty: one server)
 
 
 @dataclass(frozen=True)
@@ -40,8 +57,9 @@ class LiveSetting:
 
     name: str
     value: str
-    applied: bool
+    applied: bool  # a cluster: on every primary
     reason: str = ""  # why not applied, one line
+    nodes: tuple[NodeOutcome, ...] = ()  # per primary of a cluster (empty: one server)
 
 
 class Cluster(Protocol):
@@ -98,7 +116,12 @@ class RedisOps(Protocol):
     """Changes to a live Redis (see bot/redisinfo/ops.py). Errors: RedisUnavailable."""
 
     def config_get(self, name: str) -> str | None:
-        """A CONFIG value, or None when CONFIG is unavailable (renamed, denied)."""
+        """A CONFIG value, or None when CONFIG is unavailable (renamed, denied).
+
+        A cluster: the value when every primary answers the same; otherwise one line
+        saying which primary has which (``a on h:1, h:2; b on h:3``), so a preview shows
+        the disagreement and never compares equal to a single value.
+        """
         ...
 
     def config_set(self, name: str, value: str) -> LiveSetting:

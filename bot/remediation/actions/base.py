@@ -27,6 +27,7 @@ from bot.remediation.model import (
     StepKind,
     Verification,
 )
+from bot.remediation.nodes import cluster_refusal
 from bot.remediation.params import ParamSpec, parse_params
 from bot.remediation.ports import BulkProgress, BulkResult, StopFlag
 from bot.remediation.verify import compare
@@ -50,6 +51,9 @@ class Action(ABC, Generic[S]):
     tolerance: ClassVar[Mapping[str, float]] = {}
     # What verify says while the fix has not shown in memory yet.
     pending: ClassVar[str] = "no change yet"
+    # Why this fix must not run on a cluster target ("": it may): refused in one line by
+    # ``validate`` (before any read) and ``preconditions``.
+    not_on_cluster: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -75,6 +79,9 @@ class Action(ABC, Generic[S]):
 
     def validate(self, ctx: ActionContext, params: Params) -> None:
         """Checks that need the context (used memory, caps): UsageError, one line."""
+        refused = self._cluster_refusal(ctx)
+        if refused:
+            raise UsageError(refused[0])
         for spec in self.specs(ctx.limits):
             if spec.name not in params:
                 raise UsageError(f"{self.id} needs {spec.name}")
@@ -91,7 +98,10 @@ class Action(ABC, Generic[S]):
 
     def preconditions(self, ctx: ActionContext, params: Params) -> list[str]:
         """Reasons this action cannot run now (empty: it can)."""
-        return []
+        return self._cluster_refusal(ctx)
+
+    def _cluster_refusal(self, ctx: ActionContext) -> list[str]:
+        return cluster_refusal(ctx.target, self.id, self.not_on_cluster)
 
     @abstractmethod
     def read(self, ctx: ActionContext, params: Params) -> S:
@@ -202,6 +212,10 @@ class Run:
             self.steps.append(Step(name, False, str(err), kind))
             self.soft.append(name)
             return False
+        except PartlyApplied as err:  # a hard stop too, but some of it is in force
+            self.failed = Step(name, False, str(err), kind, partial=True)
+            self.steps.append(self.failed)
+            return False
         except RedisMemError as err:
             self.failed = Step(name, False, str(err), kind)
             self.steps.append(self.failed)
@@ -238,6 +252,8 @@ class Run:
                 parts.append(s.detail)
             elif not s.attempted:
                 parts.append(f"{s.name} NOT changed (not attempted)")
+            elif s.partial:
+                parts.append(f"{s.name} PARTLY changed ({s.detail})")
             else:
                 parts.append(f"{s.name} NOT changed ({s.detail})")
         state = "; ".join(parts) + (f": {consequence}" if consequence else "")
@@ -253,6 +269,11 @@ class Run:
 
 class SoftFailure(RedisMemError):
     """A step that did not apply but whose siblings still should (CONFIG SET not allowed)."""
+
+
+class PartlyApplied(RedisMemError):
+    """A step that changed some servers of a cluster and not others: a hard stop (the steps
+    after it do not run), stated as partly changed, never as nothing changed."""
 
 
 def preview_version(preview: Preview | None, *, fact: str, current: str) -> str:

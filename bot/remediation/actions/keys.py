@@ -29,6 +29,7 @@ from bot.remediation.model import (
     RemediationLimits,
     Verification,
 )
+from bot.remediation.nodes import applied_on
 from bot.remediation.params import ParamSpec
 from bot.remediation.ports import BulkProgress, BulkResult, StopFlag
 from bot.remediation.verify import compare
@@ -133,6 +134,7 @@ class ExpireKeysWithoutTtl(Action[int]):
             return (
                 f"EXPIRE NX {ttl} set on {result.changed:,} keys "
                 f"({result.scanned:,} scanned, {result.skipped:,} already had a TTL)"
+                f"{applied_on(result.nodes, counts=True)}"
             )
 
         run.step("EXPIRE NX", expire)
@@ -323,6 +325,7 @@ class EvictIdleSessions(Action[IdleState]):
             return (
                 f"unlinked {result.changed:,} sessions ({how}); "
                 f"{result.skipped:,} spared (used since measured, or gone)"
+                f"{applied_on(result.nodes, counts=True)}"
             )
 
         run.step("measure", measure)

@@ -64,9 +64,18 @@ class RestartRedis(Action[PodState]):
     info = ACTIONS["restart-redis"]
     risk = "high"
     pending = "Redis is restarting; check again once the new pod is ready"
+    # One server's restart; for a cluster, every shard down at once (and, without
+    # persistence, every primary empty).
+    not_on_cluster = (
+        "it deletes every Redis pod the selector matches at once, which takes all shards "
+        "down together; restart one node at a time after failing it over, by hand"
+    )
 
     def preconditions(self, ctx: ActionContext, params: Params) -> list[str]:
-        """Some pod must match the selector."""
+        """Some pod must match the selector; never a cluster target's (``not_on_cluster``)."""
+        refused = super().preconditions(ctx, params)
+        if refused:
+            return refused
         k = ctx.target.kubernetes
         if not ctx.cluster.list_pods(namespace=k.namespace, label_selector=k.pod_selector):
             return [f"no pods match {k.pod_selector} in namespace {k.namespace}"]
@@ -109,6 +118,7 @@ class RestartRedis(Action[PodState]):
         should_stop: StopFlag | None = None,
     ) -> ExecutionResult:
         """Delete the pods; the Deployment replaces them."""
+        self.validate(ctx, params)  # a cluster target: refused, nothing deleted
         k = ctx.target.kubernetes
         run = Run(self.id)
 

@@ -26,6 +26,7 @@ from bot.redisconf import (
 from bot.remediation import persisted
 from bot.remediation.actions.base import (
     Action,
+    PartlyApplied,
     Run,
     SoftFailure,
     check_unchanged,
@@ -45,6 +46,7 @@ from bot.remediation.model import (
     Preview,
     StepKind,
 )
+from bot.remediation.nodes import applied_on, partly
 from bot.remediation.ports import BulkProgress, StopFlag
 
 RV = "configmap_resource_version"
@@ -210,6 +212,14 @@ class RedisConfigAction(Action[C]):
         cm_ok = run.ok("ConfigMap")
         if run.complete:
             return ""
+        if run.failed is not None and run.failed.partial:
+            # Not rolled back: undoing it is more CONFIG SETs that can fail the same way,
+            # and the primaries that took it got the relief that was approved.
+            return (
+                "the ConfigMap was NOT written and the primaries that took the change keep "
+                "it (not rolled back): the cluster runs mixed settings; run the action again "
+                "once every primary answers"
+            )
         if run.failed is not None and run.failed.kind is StepKind.LIVE:
             return (
                 "the ConfigMap was NOT written: a value Redis refuses would stop it from starting"
@@ -253,8 +263,11 @@ def _config_set(ctx: ActionContext, name: str, value: str, shown: str) -> str:
     """CONFIG SET; refused while CONFIG works is a hard stop (see ``RedisRefused``)."""
     readable = ctx.redis.config_get(name) is not None
     result = ctx.redis.config_set(name, value)
+    where = applied_on(result.nodes)  # a cluster: which primaries took it
     if result.applied:
-        return f"live {name} set to {shown}"
+        return f"live {name} set to {shown}{where}"
+    if partly(result.nodes):
+        raise PartlyApplied(f"set to {shown}{where}")
     message = f"CONFIG SET {name} {shown} not applied: {result.reason}"
     if readable:
         raise RedisRefused(message)

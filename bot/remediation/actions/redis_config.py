@@ -71,6 +71,12 @@ class RaiseMaxmemory(RedisConfigAction[PodConfState]):
 
     info = ACTIONS["raise-maxmemory"]
     risk = "medium"
+    # Each primary's own limit, sized from its own used memory, and a pod patch that rolls
+    # the Redis pods together: one server's fix, not a cluster's.
+    not_on_cluster = (
+        "maxmemory is each primary's own limit and the pod memory patch rolls every Redis "
+        "pod together; raise it per primary by hand, or add shards"
+    )
     pending = "used memory is unchanged; the headroom is what changed"
 
     def specs(self, limits: RemediationLimits) -> tuple[ParamSpec, ...]:
@@ -307,7 +313,10 @@ class SetEvictionPolicy(PlainConfigAction):
         policy = str(params["policy"])
         written = get_directive(text, "maxmemory-policy") or REDIS_DEFAULTS["maxmemory-policy"]
         persisted_too = canonical("maxmemory-policy", written) == policy
-        if policy == ctx.diagnosis.maxmemory_policy and persisted_too:
+        live = ctx.diagnosis.maxmemory_policy
+        if ctx.target.mode == "cluster":  # every primary, not the one a diagnosis read
+            live = ctx.redis.config_get("maxmemory-policy") or live
+        if policy == live and persisted_too:
             return f"maxmemory-policy is already {policy}"
         return super().persisted_refusal(ctx, params, text)
 
