@@ -31,6 +31,7 @@ from bot.health.model import Alert, AlertDiagnosis, Sample, ScenarioDigest
 from bot.health.rules import RuleBook
 from bot.health.service import HealthService
 from bot.health.store import SqlHealthStore
+from bot.health.subjects import SubjectSamples
 from bot.slack.metrics import BotMetrics
 from bot.slack.notifier import SlackNotifier
 from bot.web import create_web_app
@@ -81,6 +82,12 @@ class CannedSource:
             rejected_connections=0,
             fragmentation_ratio=1.1,
         )
+
+    def read_all(self, target: Target, *, at: datetime) -> SubjectSamples:
+        try:
+            return SubjectSamples((self.read(target, at=at),))
+        except RedisUnavailable as err:
+            return SubjectSamples((Sample(target.name, at, reachable=False, error=err.message),))
 
     def close(self) -> None:
         return None

@@ -15,6 +15,7 @@ from typing import Protocol
 from bot.config import Target
 from bot.health.alerts import AlertChange
 from bot.health.model import Alert, AlertDiagnosis, AlertEvent, RuleState, Sample
+from bot.health.subjects import SubjectSamples
 
 # The rollup's bucket: raw samples become one aggregate per target and 5 minutes.
 AGGREGATE_BUCKET = timedelta(minutes=5)
@@ -27,10 +28,12 @@ def bucket_floor(at: datetime) -> datetime:
 
 
 class SampleSource(Protocol):
-    """Reads one sample of a target (INFO memory/stats/clients, DBSIZE)."""
+    """Reads a target's samples (INFO memory/stats/clients, DBSIZE), one per subject."""
 
-    def read(self, target: Target, *, at: datetime) -> Sample:
-        """A reachable sample stamped ``at``; raises RedisMemError when it cannot read."""
+    def read_all(self, target: Target, *, at: datetime) -> SubjectSamples:
+        """Every subject of ``target`` stamped ``at``: the target's own sample first, then a
+        cluster target's shards (``bot.shards.subject``). Never raises RedisMemError: what
+        cannot be read is an unreachable sample whose ``error`` says why, one line."""
         ...
 
     def close(self) -> None:
@@ -45,8 +48,9 @@ Diagnoser = Callable[[str], AlertDiagnosis]
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Everything one evaluation of one target writes, in one transaction.
+    """Everything one evaluation of one subject writes, in one transaction.
 
+    target: the subject (a target's name, or a cluster shard's ``sessions/0-5460``).
     states: rule id -> new state, None to delete (the rule went inactive).
     """
 
@@ -178,7 +182,8 @@ class CheckObserver(Protocol):
     """Sees every finished check of a target (the metrics adapter counts and times them)."""
 
     def checked(self, target: str, seconds: float, outcome: CheckOutcome) -> None:
-        """One check of ``target`` took ``seconds`` and ended with ``outcome``."""
+        """One check of ``target`` took ``seconds`` and ended with ``outcome`` (a cluster
+        target's: the worst of its subjects', so the labels stay one per target)."""
         ...
 
 

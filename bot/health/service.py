@@ -14,35 +14,49 @@ Ordering rules (docs/decisions/health-checks.md):
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from bot.audit.entry import AuditEntry, AuditSink
+from bot.audit.entry import AuditSink
 from bot.clock import utc_now
 from bot.config import Target
-from bot.errors import AuditUnavailable, RedisMemError, Refused
-from bot.health.alerts import AlertPlan, alert_event, plan_alerts
+from bot.errors import AuditUnavailable, RedisMemError
+from bot.health.alerts import AlertPlan, plan_alerts
+from bot.health.checks import (
+    AlertsOverview,
+    RoundResult,
+    TargetCheck,
+    check_outcome,
+    worst_outcome,
+)
+from bot.health.clicks import AlertClicks
 from bot.health.engine import Outcome, evaluate
-from bot.health.model import Alert, AlertEvent, EventKind, RuleState, RuleStatus, Sample
+from bot.health.model import Alert, EventKind, RuleState, RuleStatus, Sample
 from bot.health.ports import (
     CheckObserver,
-    CheckOutcome,
     Diagnoser,
     Evaluation,
     HealthStore,
     SampleSource,
-    Snooze,
     bucket_floor,
 )
 from bot.health.promql import LOOKBACK_MS
 from bot.health.rules import EVICTION_RANGE_MS, FORECAST_RANGE_MS, RULES, RuleBook
+from bot.health.subjects import (
+    SubjectSamples,
+    cluster_rules,
+    gone_plan,
+    gone_sample,
+    is_cluster_subject,
+    vanished,
+)
+from bot.shards import parent
 
 log = logging.getLogger(__name__)
 
@@ -50,44 +64,13 @@ log = logging.getLogger(__name__)
 HISTORY = timedelta(milliseconds=max(FORECAST_RANGE_MS, EVICTION_RANGE_MS) + LOOKBACK_MS)
 GRACE_SECONDS = 1.0  # a round waits this much beyond the per-target timeout
 MAX_PARALLEL = 32
-ALERT_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex: all a button carries
+# A target's open alerts by subject (a cluster's shards, or the target alone).
+Opened = dict[str, list[Alert]]
 # Groups whose alerts carry no diagnosis (an unreachable store cannot be diagnosed).
 NO_DIAGNOSIS_GROUPS = frozenset(rule.group for rule in RULES if not rule.diagnosable)
 
 
-@dataclass(frozen=True)
-class TargetCheck:
-    """One target in one round: its sample, every rule's outcome, the events it caused.
-
-    error: why the result was not stored (audit database down...), else None.
-    """
-
-    target: str
-    sample: Sample
-    outcomes: tuple[Outcome, ...]
-    events: tuple[AlertEvent, ...] = ()
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class RoundResult:
-    """A check round: when, the targets' checks, the targets still running at its deadline."""
-
-    at: datetime
-    checks: tuple[TargetCheck, ...]
-    late: tuple[str, ...] = ()
-    skipped: bool = False
-
-
-@dataclass(frozen=True)
-class AlertsOverview:
-    """What ``/redis-mem alerts`` shows: rules pending and alerts firing, every target."""
-
-    pending: tuple[RuleState, ...]
-    firing: tuple[Alert, ...]
-
-
-class HealthService:
+class HealthService(AlertClicks):
     """Checks every target on each round and keeps the alerts' life cycle."""
 
     def __init__(
@@ -120,6 +103,7 @@ class HealthService:
             raise ValueError("the aggregate retention must be at least the raw retention")
         self.targets = dict(targets)
         self.rules = rules
+        self._cluster_rules = cluster_rules(rules)  # the cluster's own subject: store-down
         self._source = source
         self._store = store
         self._audit = audit
@@ -164,7 +148,7 @@ class HealthService:
         self._last_round = now
         self._load()
         opened = self._open_by_target()
-        futures: dict[str, Future[TargetCheck]] = {}
+        futures: dict[str, Future[tuple[TargetCheck, ...]]] = {}
         late = []
         for name, target in self.targets.items():
             with self._lock:
@@ -172,82 +156,131 @@ class HealthService:
                     late.append(name)
                     continue
                 self._in_flight.add(name)
-            alerts = opened.get(name, []) if opened is not None else None
+            alerts = opened.get(name, {}) if opened is not None else None
             futures[name] = self._pool.submit(self.check_target, target, now, alerts)
         done, _ = wait(futures.values(), timeout=self._timeout + GRACE_SECONDS)
-        checks = tuple(f.result() for f in futures.values() if f in done)
+        checks = tuple(c for f in futures.values() if f in done for c in f.result())
         late += [name for name, f in futures.items() if f not in done]
         if late:
             log.warning("check round %s: still running at the deadline: %s", now, ", ".join(late))
         return RoundResult(at=now, checks=checks, late=tuple(late))
 
-    def _open_by_target(self) -> dict[str, list[Alert]] | None:
-        """Every open alert, read once per round (None: each target reads its own)."""
+    def _open_by_target(self) -> dict[str, Opened] | None:
+        """Every open alert by target, then subject, read once per round (None: each
+        target reads its own)."""
         try:
             alerts = self._store.open_alerts()
         except AuditUnavailable:
             return None
-        by_target: dict[str, list[Alert]] = {}
+        by_target: dict[str, Opened] = {}
         for alert in alerts:
-            by_target.setdefault(alert.target, []).append(alert)
+            subjects = by_target.setdefault(parent(alert.target), {})
+            subjects.setdefault(alert.target, []).append(alert)
         return by_target
 
     def check_target(
-        self, target: Target, now: datetime, opened: list[Alert] | None = None
-    ) -> TargetCheck:
-        """Check one target at ``now`` in this thread (a round runs these concurrently).
+        self, target: Target, now: datetime, opened: Opened | None = None
+    ) -> tuple[TargetCheck, ...]:
+        """Check one target, every subject of it, at ``now`` in this thread (a round runs
+        these concurrently); one check per subject, the target's own first.
 
-        ``opened``: the target's open alerts if the caller read them (else read here).
-        Never raises: an unexpected error is logged and reported in ``error``.
+        ``opened``: the target's open alerts by subject if the caller read them (else
+        read here). Never raises: an unexpected error is logged and reported in ``error``.
         """
         started = self._timer()
         try:
-            check = self._check(target, now, opened)
+            checks = self._check_all(target, now, opened)
         except Exception:  # one broken target must not break the round
             if not self._closing:  # close() pulled the connection from under it: expected
                 log.exception("health check of %s failed", target.name)
             sample = Sample(target.name, now, reachable=False, error="internal error")
-            check = TargetCheck(target.name, sample, (), error="internal error (see the log)")
+            checks = (TargetCheck(target.name, sample, (), error="internal error (see the log)"),)
         finally:
             with self._lock:
                 self._in_flight.discard(target.name)
         if self._observer is not None:
-            self._observer.checked(target.name, self._timer() - started, check_outcome(check))
-        return check
+            self._observer.checked(target.name, self._timer() - started, worst_outcome(checks))
+        return checks
 
-    def _check(self, target: Target, now: datetime, opened: list[Alert] | None) -> TargetCheck:
-        sample = self.read_sample(target, now)
-        samples = self._remember(sample)
-        old = self._states.get(target.name, {})
-        outcomes = evaluate(
-            target=target.name, samples=samples, states=old, rules=self.rules, now=now
-        )
+    def _check_all(
+        self, target: Target, now: datetime, opened: Opened | None
+    ) -> tuple[TargetCheck, ...]:
+        read = self.read_samples(target, now)
+        if opened is None:
+            opened = self._read_open(target)
+        checks = [self._check(target, sample, now, opened) for sample in read.samples]
+        # A subject the cluster no longer has must not keep its alert firing for ever.
+        # (Copies: the other targets' workers add keys to these dicts meanwhile.)
+        for name in vanished(target.name, read, dict(self._states), opened or {}):
+            checks.append(self._check(target, gone_sample(name, now), now, opened, gone=True))
+        if read.complete:
+            seen = {sample.target for sample in read.samples}
+            for name in [n for n in list(self._history) if parent(n) == target.name]:
+                if name not in seen:  # resharded away: its samples are no rule's input now
+                    self._history.pop(name, None)
+        return tuple(checks)
+
+    def _read_open(self, target: Target) -> Opened | None:
+        """The target's open alerts by subject; None when the database cannot say."""
+        by_target = self._open_by_target()
+        return None if by_target is None else by_target.get(target.name, {})
+
+    def _check(
+        self,
+        target: Target,
+        sample: Sample,
+        now: datetime,
+        opened: Opened | None,
+        *,
+        gone: bool = False,
+    ) -> TargetCheck:
+        """Evaluate and store one subject's sample (``gone``: alone, no history read)."""
+        name = sample.target
+        samples = [sample] if gone else self._remember(sample)
+        old = self._states.get(name, {})
+        rules = self._rules_for(target, name)
+        outcomes = evaluate(target=name, samples=samples, states=old, rules=rules, now=now)
         try:
-            alerts = opened if opened is not None else self._store.open_alerts(target.name)
+            alerts = opened.get(name, []) if opened is not None else self._store.open_alerts(name)
             by_group = {a.group: a for a in alerts}
-            plan = self._diagnosed(target, self._plan(target, outcomes, by_group, now))
+            plan = self._diagnosed(target, self._plan(target, name, outcomes, by_group, now))
+            plan = gone_plan(plan, now) if gone else plan
             states = _state_writes(old, outcomes)
-            self._store.record(Evaluation(target.name, sample, states, plan.changes, plan.events))
+            self._store.record(Evaluation(name, sample, states, plan.changes, plan.events))
         except AuditUnavailable as err:
-            log.warning("health check of %s not stored: %s", target.name, err.message)
-            return TargetCheck(target.name, sample, tuple(outcomes), error=err.message)
-        self._states[target.name] = {o.rule.id: o.state for o in outcomes if o.state}
+            log.warning("health check of %s not stored: %s", name, err.message)
+            return TargetCheck(name, sample, tuple(outcomes), error=err.message)
+        self._states[name] = {o.rule.id: o.state for o in outcomes if o.state}
+        if gone and not self._states[name]:
+            del self._states[name]  # resolved for good: not evaluated again
         if plan.events:
             self._on_events()
-        return TargetCheck(target.name, sample, tuple(outcomes), plan.events)
+        return TargetCheck(name, sample, tuple(outcomes), plan.events)
 
-    def read_sample(self, target: Target, now: datetime) -> Sample:
-        """The target's sample at ``now``; an unreachable target is a sample too."""
+    def _rules_for(self, target: Target, subject: str) -> RuleBook:
+        """A cluster's own subject runs store-down only (bot.health.subjects says why)."""
+        if is_cluster_subject(target.mode, target.name, subject):
+            return self._cluster_rules
+        return self.rules
+
+    def read_samples(self, target: Target, now: datetime) -> SubjectSamples:
+        """Every subject's sample at ``now``; an unreachable one is a sample too."""
         try:
-            return self._source.read(target, at=now)
-        except RedisMemError as err:
-            return Sample(target.name, now, reachable=False, error=err.message)
+            return self._source.read_all(target, at=now)
+        except RedisMemError as err:  # the port says it never raises; a fake may
+            return SubjectSamples((Sample(target.name, now, reachable=False, error=err.message),))
 
     def _plan(
-        self, target: Target, outcomes: list[Outcome], opened: dict[str, Alert], now: datetime
+        self,
+        target: Target,
+        name: str,
+        outcomes: list[Outcome],
+        opened: dict[str, Alert],
+        now: datetime,
     ) -> AlertPlan:
+        """The alerts of subject ``name``, posted in its target's channel."""
         return plan_alerts(
-            target=target.name,
+            target=name,
             outcomes=outcomes,
             open_alerts=opened,
             now=now,
@@ -292,8 +325,9 @@ class HealthService:
         except AuditUnavailable as err:
             log.warning("health state not loaded (retried next round): %s", err.message)
             return
-        self._history = {t: deque(s) for t, s in samples.items() if t in self.targets}
-        self._states = {t: s for t, s in states.items() if t in self.targets}
+        # Keyed by subject: a cluster shard's history and timers belong to its target.
+        self._history = {t: deque(s) for t, s in samples.items() if parent(t) in self.targets}
+        self._states = {t: s for t, s in states.items() if parent(t) in self.targets}
         self._loaded = True
 
     # One look, nothing stored (``redis-mem check``) -------------------------------------
@@ -311,117 +345,20 @@ class HealthService:
         except AuditUnavailable as err:
             history, states, warning = {}, {}, f"no stored samples used: {err.message}"
 
-        def one(target: Target) -> TargetCheck:
-            sample = self.read_sample(target, now)
-            samples = [*history.get(target.name, []), sample]
+        def one(target: Target, sample: Sample) -> TargetCheck:
             outcomes = evaluate(
-                target=target.name,
-                samples=samples,
-                states=states.get(target.name, {}),
-                rules=self.rules,
+                target=sample.target,
+                samples=[*history.get(sample.target, []), sample],
+                states=states.get(sample.target, {}),
+                rules=self._rules_for(target, sample.target),
                 now=now,
             )
-            return TargetCheck(target.name, sample, tuple(outcomes))
+            return TargetCheck(sample.target, sample, tuple(outcomes))
 
-        return list(self._pool.map(one, self.targets.values())), warning
+        def each(target: Target) -> list[TargetCheck]:
+            return [one(target, s) for s in self.read_samples(target, now).samples]
 
-    # Clicks -------------------------------------------------------------------------------
-
-    def acknowledge(
-        self, alert_id: str, *, actor: str, actor_name: str | None = None, on: str | None = None
-    ) -> Alert:
-        """Stop the reminders of a firing alert; Refused (audited) when it cannot be."""
-        alert = self._clicked(alert_id, actor=actor, action="acknowledge", on=on)
-        if alert.acknowledged_by is not None:
-            raise self._refuse(alert_id, actor, "acknowledge", "it is already acknowledged")
-        now = self._clock()
-        if not self._store.acknowledge(alert.id, by=actor, at=now):
-            raise self._refuse(alert_id, actor, "acknowledge", "it is acknowledged or resolved")
-        updated = replace(alert, acknowledged_by=actor, acknowledged_at=now)
-        self._record_click(updated, EventKind.ACKNOWLEDGED, actor, actor_name, now, "acknowledged")
-        return updated
-
-    def snooze(
-        self,
-        alert_id: str,
-        *,
-        actor: str,
-        hours: float,
-        actor_name: str | None = None,
-        on: str | None = None,
-    ) -> Alert:
-        """Silence a firing alert's reminders for ``hours``; it notifies again after."""
-        if not 0 < hours <= 7 * 24:
-            raise Refused("a snooze lasts between a moment and 7 days")
-        alert = self._clicked(alert_id, actor=actor, action="snooze", on=on)
-        now = self._clock()
-        until = now + timedelta(hours=hours)
-        if not self._store.snooze(alert.id, snooze=Snooze(by=actor, until=until)):
-            raise self._refuse(alert_id, actor, "snooze", "it is resolved")
-        updated = replace(alert, snoozed_by=actor, snoozed_until=until)
-        detail = f"snoozed until {until:%Y-%m-%d %H:%M} UTC"
-        self._record_click(updated, EventKind.SNOOZED, actor, actor_name, now, detail)
-        return updated
-
-    def _clicked(self, alert_id: str, *, actor: str, action: str, on: str | None) -> Alert:
-        """The firing alert a button names; Refused for a forged, unknown or stale id."""
-        if not ALERT_ID.fullmatch(alert_id):
-            raise self._refuse(alert_id, actor, action, "that is not an alert id")
-        alert = self._store.get_alert(alert_id)
-        if alert is None:
-            raise self._refuse(alert_id, actor, action, "no such alert")
-        if on is not None and alert.message_ts is not None and on != alert.message_ts:
-            raise self._refuse(
-                alert_id, actor, action, "that button is not on this alert's message"
-            )
-        if not alert.firing:
-            raise self._refuse(alert_id, actor, action, "it is resolved already")
-        return alert
-
-    def _refuse(self, alert_id: str, actor: str, action: str, reason: str) -> Refused:
-        """Audit a refused click; the Refused to raise (its message is for the clicker)."""
-        entry = AuditEntry(
-            actor=actor,
-            source="slack",
-            action="access.denied",
-            outcome="denied",
-            summary=f"alert {action} refused: {reason}",
-            parameters={"alert_id": alert_id[:64], "action": f"alert.{action}"},
-        )
-        try:
-            self._audit.record(entry)
-        except AuditUnavailable as err:
-            log.warning("refusal not audited: %s", err.message)
-        return Refused(f"cannot {action} this alert: {reason}")
-
-    def _record_click(
-        self,
-        alert: Alert,
-        kind: EventKind,
-        actor: str,
-        actor_name: str | None,
-        now: datetime,
-        detail: str,
-    ) -> None:
-        """Queue the message refresh, then audit the click (an audit failure is raised: the
-        click has taken effect, and the clicker is told the trail is unavailable)."""
-        event = alert_event(kind, alert, now, detail=detail, actor=actor)
-        self._store.add_events([event], audited=True)
-        self._on_events()
-        self._audit.record(
-            AuditEntry(
-                actor=actor,
-                actor_name=actor_name,
-                source="slack",
-                action=f"alert.{kind.value}",
-                outcome="ok",
-                summary=f"{alert.target} {alert.rule}: {detail}",
-                target=alert.target,
-                parameters={"alert_id": alert.id, "rule": alert.rule, "value": alert.value},
-                channel=alert.channel,
-                message_ts=alert.message_ts,
-            )
-        )
+        return [c for cs in self._pool.map(each, self.targets.values()) for c in cs], warning
 
     # Reading ------------------------------------------------------------------------------
 
@@ -456,13 +393,6 @@ class HealthService:
         self._source.close()
 
 
-def check_outcome(check: TargetCheck) -> CheckOutcome:
-    """ERROR when the check was not stored, else whether Redis could be read."""
-    if check.error is not None:
-        return CheckOutcome.ERROR
-    return CheckOutcome.OK if check.sample.reachable else CheckOutcome.UNREACHABLE
-
-
 def _state_writes(
     old: Mapping[str, RuleState], outcomes: Iterable[Outcome]
 ) -> dict[str, RuleState | None]:
@@ -471,4 +401,11 @@ def _state_writes(
     return {rule: new.get(rule) for rule in {*new, *old} if new.get(rule) != old.get(rule)}
 
 
-__all__ = ["AlertsOverview", "HealthService", "RoundResult", "TargetCheck"]
+__all__ = [
+    "AlertsOverview",
+    "HealthService",
+    "RoundResult",
+    "TargetCheck",
+    "check_outcome",
+    "worst_outcome",
+]

@@ -77,6 +77,8 @@ def memory_text(sample: Sample) -> str:
     """``83.2% of 64.0 MB``, ``12.0 MB used, no maxmemory`` or why there is no reading."""
     if not sample.reachable:
         return sample.error or "unreachable"
+    if sample.used_memory is None:  # a cluster whose shard could not be read, or is gone
+        return "no memory reading"
     ratio = sample.usage_ratio
     if ratio is None:
         return f"{format_bytes(sample.used_memory)} used, no maxmemory"

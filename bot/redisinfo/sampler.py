@@ -1,15 +1,24 @@
 """LiveSampleSource: the health check's reading of a target, one pipelined round trip.
 
-One client per target is kept between checks: a check every minute should not pay a
-TCP (or TLS) handshake and an AUTH each time, and a healthy target's check then costs
-well under a millisecond of Redis time. Timeouts are short and retries off, so a
-hung Redis (SIGSTOP, a black-holed address) fails its own check within ``timeout``.
+One client per target (per shard of a cluster target) is kept between checks: a check
+every minute should not pay a TCP (or TLS) handshake and an AUTH each time, and a healthy
+target's check then costs well under a millisecond of Redis time. Timeouts are short and
+retries off, so a hung Redis (SIGSTOP, a black-holed address) fails its own check within
+``timeout``.
+
+A cluster target is discovered anew on every check (a failover or a resharding shows at
+once), then its primaries are read concurrently. The check's ``timeout`` bounds the
+whole of it: discovery gets at most ``DISCOVERY_SHARE`` of it (shared among the seeds),
+the primaries what is left, so one hung primary costs its own shard's sample, never the
+round (docs/decisions/cluster.md).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime
 from typing import Any
 
@@ -17,11 +26,17 @@ import redis
 from redis.exceptions import ResponseError
 
 from bot.config import Target
+from bot.errors import RedisMemError
 from bot.health.model import Sample
+from bot.health.subjects import SubjectSamples, cluster_totals
 from bot.redisinfo.client import client_for, redis_errors
+from bot.redisinfo.cluster import discover, primaries
 from bot.redisinfo.sentinel import target_url
+from bot.shards import Shard, parent, subject
 
 SECTIONS = ("memory", "stats", "clients")
+DISCOVERY_SHARE = 0.5  # of a cluster check's timeout; the primaries read in the rest
+MAX_PARALLEL_SHARDS = 16  # a cluster's primaries read at once (threads of one check)
 
 
 class LiveSampleSource:
@@ -41,6 +56,71 @@ class LiveSampleSource:
         with redis_errors(url, timeout=self._timeout):
             replies = _pipeline(client)
         return _sample(target.name, at, replies)
+
+    def read_all(self, target: Target, *, at: datetime) -> SubjectSamples:
+        """Every subject of ``target`` at ``at`` (``SampleSource``): one sample, or a
+        cluster's own and one per shard; what cannot be read is an unreachable sample."""
+        if target.mode == "cluster":
+            return self._read_cluster(target, at)
+        try:
+            return SubjectSamples((self.read(target, at=at),))
+        except RedisMemError as err:
+            return SubjectSamples((_down(target.name, at, err.message),))
+
+    def _read_cluster(self, target: Target, at: datetime) -> SubjectSamples:
+        deadline = time.monotonic() + self._timeout
+        try:
+            topology = discover(target, timeout=self._timeout * DISCOVERY_SHARE)
+        except RedisMemError as err:  # no seed answered, or a seed is not in cluster mode
+            return SubjectSamples((_down(target.name, at, err.message),), complete=False)
+        shards = primaries(target, topology)
+        self._forget(target.name, keep={subject(target.name, s.name) for s, _ in shards})
+        samples = self._read_primaries(target.name, shards, at, deadline)
+        problem = topology.problem  # cluster_state not ok, a primary failed, slots unserved
+        if problem is not None:
+            return SubjectSamples((_down(target.name, at, problem), *samples))
+        return SubjectSamples((cluster_totals(target.name, at, samples), *samples))
+
+    def _read_primaries(
+        self, name: str, shards: Sequence[tuple[Shard, str]], at: datetime, deadline: float
+    ) -> tuple[Sample, ...]:
+        """Each primary's sample, read concurrently; one not read by ``deadline`` is down."""
+        if not shards:
+            return ()
+        workers = min(len(shards), MAX_PARALLEL_SHARDS)
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="redis-mem-shard")
+        try:
+            futures = [pool.submit(self._read_shard, name, s, url, at) for s, url in shards]
+            wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+        finally:  # a hung primary's thread ends with its socket timeout, nobody waits for it
+            pool.shutdown(wait=False, cancel_futures=True)
+        return tuple(
+            self._outcome(future, subject(name, shard.name), shard, at)
+            for future, (shard, _) in zip(futures, shards, strict=True)
+        )
+
+    def _outcome(self, future: Future[Sample], name: str, shard: Shard, at: datetime) -> Sample:
+        if not future.done():
+            late = f"no answer from {shard.primary} within the check's {self._timeout:g} s"
+            return _down(name, at, late)
+        return future.result()  # anything but RedisMemError is a bug: the check reports it
+
+    def _read_shard(self, name: str, shard: Shard, url: str, at: datetime) -> Sample:
+        key = subject(name, shard.name)
+        try:
+            client = self._client(key, url)
+            with redis_errors(url, timeout=self._timeout):
+                return _sample(key, at, _pipeline(client))
+        except RedisMemError as err:
+            return _down(key, at, err.message)
+
+    def _forget(self, target: str, *, keep: set[str]) -> None:
+        """Close the kept clients of ``target``'s shards that are no longer shards."""
+        with self._lock:
+            gone = [k for k in self._clients if parent(k) == target and k != target]
+            dropped = [self._clients.pop(k)[1] for k in gone if k not in keep]
+        for client in dropped:
+            client.close()
 
     def close(self) -> None:
         """Close every kept connection."""
@@ -100,6 +180,10 @@ def _sample(name: str, at: datetime, replies: list[Any]) -> Sample:
         rejected_connections=_int(stats, "rejected_connections"),
         fragmentation_ratio=_float(memory, "mem_fragmentation_ratio"),
     )
+
+
+def _down(name: str, at: datetime, error: str) -> Sample:
+    return Sample(name, at, reachable=False, error=error)
 
 
 def _int(info: Mapping[str, Any], key: str) -> int | None:

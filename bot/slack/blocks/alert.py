@@ -29,6 +29,7 @@ from bot.health.rules import (
     RuleBook,
 )
 from bot.health.service import AlertsOverview
+from bot.shards import parent
 from bot.slack.blocks.common import (
     FALLBACK_TEXT_MAX,
     HEADER_TEXT_MAX,
@@ -144,7 +145,9 @@ def button_blocks(alert: Alert) -> list[Block]:
     if not alert.firing:
         return []
     actions = alert.diagnosis.recommended_actions if alert.diagnosis is not None else ()
-    buttons = [request_button(action, target=alert.target) for action in actions[:MAX_FIX_BUTTONS]]
+    # A cluster shard's alert (``sessions/0-5460``) is fixed on its target, as it was diagnosed.
+    target = parent(alert.target)
+    buttons = [request_button(action, target=target) for action in actions[:MAX_FIX_BUTTONS]]
     if alert.acknowledged_by is None:
         buttons.append(
             ButtonElement(text="Acknowledge", action_id=ACK_ACTION, value=alert.id, style="primary")
