@@ -139,7 +139,23 @@ def test_a_scenario_of_one_shard_only_is_titled_with_it() -> None:
     result = diagnose(cluster_snapshot([(tidy, None), (leaky, None), (tidy, None)]), Thresholds())
     [leak] = [s for s in result.scenarios if s.id == "ttl-leak"]
     assert leak.title.endswith(" on shard 5461-10921 (10.0.0.1:6379)")
+    assert leak.evidence[-1] == "seen on shard 5461-10921 (10.0.0.1:6379) only"
     assert "expire-keys-without-ttl" in result.recommended_actions
+
+
+def test_a_cluster_is_never_offered_a_fix_it_refuses() -> None:
+    # Sessions filling a shard: a standalone store would be offered raise-maxmemory first.
+    full = snap(used=93 * MB, keys=sessions(500), estimate=80_000, evicted=1200)
+    alone = diagnose(full, Thresholds())
+    assert "raise-maxmemory" in alone.recommended_actions
+    result = diagnose(cluster_snapshot([(full, None), (full, None)]), Thresholds())
+    assert "raise-maxmemory" not in result.recommended_actions
+    assert result.recommended_actions  # the other fixes are still offered
+    scenario = next(s for s in result.scenarios if s.id == "too-many-sessions")
+    assert "raise-maxmemory" not in scenario.recommended_actions
+    assert any(
+        e.startswith("raise-maxmemory is not offered on a cluster: ") for e in scenario.evidence
+    )
 
 
 def test_a_standalone_diagnosis_has_no_cluster_key_value() -> None:

@@ -28,6 +28,8 @@ class ActionInfo:
     mitigation: above the mitigation ratio it comes first, whatever the scenarios say.
     reachable_otherwise: for a fix no scenario recommends, how people reach it (a sentence).
     cancellable: while it runs, its message shows a Cancel button (it stops between batches).
+    not_on_cluster: why it must not run on a Redis Cluster target ("": it may); a cluster's
+    diagnosis does not offer it, and the action refuses it in one line.
     """
 
     id: str
@@ -40,6 +42,7 @@ class ActionInfo:
     mitigation: bool = False
     reachable_otherwise: str = ""
     cancellable: bool = False
+    not_on_cluster: str = ""
 
     @property
     def label(self) -> str:
@@ -128,6 +131,12 @@ ACTIONS = ActionRegistry(
             urgency=30,
             recommended_for=("too-many-sessions", "large-sessions"),
             home="too-many-sessions",
+            # Each primary's own limit, sized from its own used memory, and a pod patch that
+            # rolls the Redis pods together: one server's fix, not a cluster's.
+            not_on_cluster=(
+                "maxmemory is each primary's own limit and the pod memory patch rolls every"
+                " Redis pod together; raise it per primary by hand, or add shards"
+            ),
         ),
         ActionInfo(
             "shorten-session-ttl",
@@ -165,6 +174,12 @@ ACTIONS = ActionRegistry(
             recommended_for=("fragmentation",),
             button_label="Restart Redis",
             home="fragmentation",
+            # One server's restart; for a cluster, every shard down at once (and, without
+            # persistence, every primary empty).
+            not_on_cluster=(
+                "it deletes every Redis pod the selector matches at once, which takes all"
+                " shards down together; restart one node at a time after failing it over, by hand"
+            ),
         ),
         ActionInfo(
             "enable-activedefrag",

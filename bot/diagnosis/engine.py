@@ -42,10 +42,13 @@ def diagnose(
         whole,
         snapshot.cluster,
         shards,
-        rank=lambda scenarios, mitigate: rank_actions(
-            scenarios, mitigate=mitigate, actions=actions
+        rank=lambda scenarios, mitigate: tuple(
+            a
+            for a in rank_actions(scenarios, mitigate=mitigate, actions=actions)
+            if not actions[a].not_on_cluster
         ),
         mitigation_ratio=thresholds.mitigation_ratio,
+        refused={a.id: a.not_on_cluster for a in actions if a.not_on_cluster},
     )
 
 

@@ -10,7 +10,7 @@ diagnosis's scenarios and findings name the shard they were seen on.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
@@ -69,11 +69,13 @@ def with_shards(
     *,
     rank: Callable[[Sequence[Scenario], bool], tuple[str, ...]],
     mitigation_ratio: float,
+    refused: Mapping[str, str] | None = None,
 ) -> Diagnosis:
     """The whole cluster's diagnosis with its shards: worst severity, scenarios and
     findings named by shard, fixes from the whole and the worst shards (``rank``:
-    the engine's ``rank_actions``)."""
-    scenarios = _scenarios(whole.scenarios, shards)
+    the engine's ``rank_actions``). ``refused``: fix id -> why it is not run on a cluster;
+    a scenario then does not offer it and says why."""
+    scenarios = _without(_scenarios(whole.scenarios, shards), refused or {})
     findings = (*cluster_findings(reading, shards), *_findings(whole.findings, shards))
     problem = reading.topology.problem
     ranks = [whole.severity.rank, *(s.severity.rank for s in shards)]
@@ -113,6 +115,20 @@ def _scenarios(
         # the runbook's heading, not the title).
         only = "" if others else " only"
         out.append(_on(titled, [first[0], *(s for s, _ in others)], "seen on shard", only))
+    return tuple(out)
+
+
+def _without(scenarios: tuple[Scenario, ...], refused: Mapping[str, str]) -> tuple[Scenario, ...]:
+    """The scenarios without the fixes a cluster refuses, each saying which and why."""
+    out = []
+    for scenario in scenarios:
+        dropped = [a for a in scenario.recommended_actions if a in refused]
+        if not dropped:
+            out.append(scenario)
+            continue
+        kept = tuple(a for a in scenario.recommended_actions if a not in refused)
+        why = tuple(f"{a} is not offered on a cluster: {refused[a]}" for a in dropped)
+        out.append(replace(scenario, evidence=(*scenario.evidence, *why), recommended_actions=kept))
     return tuple(out)
 
 

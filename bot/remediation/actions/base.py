@@ -51,9 +51,6 @@ class Action(ABC, Generic[S]):
     tolerance: ClassVar[Mapping[str, float]] = {}
     # What verify says while the fix has not shown in memory yet.
     pending: ClassVar[str] = "no change yet"
-    # Why this fix must not run on a cluster target ("": it may): refused in one line by
-    # ``validate`` (before any read) and ``preconditions``.
-    not_on_cluster: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -101,7 +98,9 @@ class Action(ABC, Generic[S]):
         return self._cluster_refusal(ctx)
 
     def _cluster_refusal(self, ctx: ActionContext) -> list[str]:
-        return cluster_refusal(ctx.target, self.id, self.not_on_cluster)
+        # Declared with the fix (ActionInfo.not_on_cluster): refused in one line by
+        # ``validate`` (before any read) and ``preconditions``.
+        return cluster_refusal(ctx.target, self.id, self.info.not_on_cluster)
 
     @abstractmethod
     def read(self, ctx: ActionContext, params: Params) -> S:

@@ -64,12 +64,6 @@ class RestartRedis(Action[PodState]):
     info = ACTIONS["restart-redis"]
     risk = "high"
     pending = "Redis is restarting; check again once the new pod is ready"
-    # One server's restart; for a cluster, every shard down at once (and, without
-    # persistence, every primary empty).
-    not_on_cluster = (
-        "it deletes every Redis pod the selector matches at once, which takes all shards "
-        "down together; restart one node at a time after failing it over, by hand"
-    )
 
     def preconditions(self, ctx: ActionContext, params: Params) -> list[str]:
         """Some pod must match the selector; never a cluster target's (``not_on_cluster``)."""

@@ -71,12 +71,6 @@ class RaiseMaxmemory(RedisConfigAction[PodConfState]):
 
     info = ACTIONS["raise-maxmemory"]
     risk = "medium"
-    # Each primary's own limit, sized from its own used memory, and a pod patch that rolls
-    # the Redis pods together: one server's fix, not a cluster's.
-    not_on_cluster = (
-        "maxmemory is each primary's own limit and the pod memory patch rolls every Redis "
-        "pod together; raise it per primary by hand, or add shards"
-    )
     pending = "used memory is unchanged; the headroom is what changed"
 
     def specs(self, limits: RemediationLimits) -> tuple[ParamSpec, ...]:
