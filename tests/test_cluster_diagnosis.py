@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -112,7 +113,9 @@ def test_a_hash_tag_filled_shard_is_named_first_and_skewed(
 def test_a_stopped_primary_is_a_shard_error_and_the_others_are_diagnosed(
     cluster_factory: ClusterFactory,
 ) -> None:
-    cluster = cluster_factory()
+    # Without full coverage the other shards keep serving once gossip marks the failed one
+    # (with it, they refuse key reads: the next test), so this holds before and after.
+    cluster = cluster_factory("--cluster-require-full-coverage", "no")
     spread = redis.RedisCluster.from_url(cluster.seed_urls[0])
     for n in range(90):
         spread.set(f"session:u{n}", "v", ex=600)
@@ -133,6 +136,30 @@ def test_a_stopped_primary_is_a_shard_error_and_the_others_are_diagnosed(
     assert finding.message.startswith(f"shard 10923-16383 ({cluster.nodes[2].address}) unreadable")
     # The whole is the two shards that answered.
     assert result.dbsize == sum(s.diagnosis.dbsize for s in result.shards[1:] if s.diagnosis)
+
+
+def test_a_failed_shard_under_full_coverage_is_named_as_the_cause(
+    cluster_factory: ClusterFactory,
+) -> None:
+    cluster = cluster_factory()  # cluster-require-full-coverage yes: Redis's default
+    spread = redis.RedisCluster.from_url(cluster.seed_urls[0])
+    for n in range(90):  # keys on every shard: sampling them is what a down cluster refuses
+        spread.set(f"session:u{n}", "v", ex=600)
+    spread.close()
+    cluster.nodes[2].stop()
+    probe = ClusterProbe(target=cluster_target(cluster), timeout=2)
+    deadline = time.monotonic() + 30  # until gossip marks the shard failed (node timeout 2 s)
+    message = ""
+    while "is down" not in message and time.monotonic() < deadline:
+        try:
+            probe.snapshot(pattern="session:*", sample_size=100)
+        except RedisUnavailable as err:
+            message = err.message
+        time.sleep(0.2)
+    # The other primaries refuse key reads (CLUSTERDOWN): the one line leads with the cause.
+    down = f"shard 10923-16383 ({cluster.nodes[2].address}) is down"
+    assert message.startswith(f"the cluster sessions is down ({down}): no primary could be read")
+    assert "\n" not in message
 
 
 def test_a_full_scan_counts_every_key_of_every_shard(cluster_factory: ClusterFactory) -> None:

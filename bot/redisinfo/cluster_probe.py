@@ -94,10 +94,7 @@ class ClusterProbe:
             readings = tuple(pool.map(read, nodes))
         reading = ClusterReading(topology=topology, shards=readings)
         if not reading.readable:
-            # Each reason names its node already; three of them say enough on one line.
-            reasons = "; ".join(str(r.error) for r in readings[:3])
-            more = f"; and {len(readings) - 3} more" if len(readings) > 3 else ""
-            raise RedisUnavailable(f"no primary of {self.name} answered: {reasons}{more}")
+            raise RedisUnavailable(_unreadable(self.name, reading))
         return merge(self.name, reading)
 
     def _read(
@@ -123,6 +120,22 @@ class ClusterProbe:
         except RedisMemError as err:
             return ShardReading(shard, error=err.message)
         return ShardReading(shard, snapshot=snap)
+
+
+def _unreadable(name: str, reading: ClusterReading) -> str:
+    """Why no primary could be read, one line; the cluster's own problem first.
+
+    A failed shard makes the others refuse key commands (CLUSTERDOWN, while
+    ``cluster-require-full-coverage`` is on): then the cause is the failed shard, and the
+    refusals only follow from it.
+    """
+    # Each reason names its node already; three of them say enough on one line.
+    reasons = "; ".join(str(r.error) for r in reading.shards[:3])
+    more = f"; and {len(reading.shards) - 3} more" if len(reading.shards) > 3 else ""
+    problem = reading.topology.problem
+    if problem is not None:
+        return f"the cluster {name} is down ({problem}): no primary could be read: {reasons}{more}"
+    return f"no primary of {name} answered: {reasons}{more}"
 
 
 class _SummedProgress:
