@@ -248,7 +248,10 @@ class HealthService(AlertClicks):
             states = _state_writes(old, outcomes)
             self._store.record(Evaluation(name, sample, states, plan.changes, plan.events))
         except AuditUnavailable as err:
-            log.warning("health check of %s not stored: %s", name, err.message)
+            # At shutdown a worker that was stuck on a hung store returns after the engine
+            # is gone: expected, and nothing the next start would not check again.
+            if not self._closing:
+                log.warning("health check of %s not stored: %s", name, err.message)
             return TargetCheck(name, sample, tuple(outcomes), error=err.message)
         self._states[name] = {o.rule.id: o.state for o in outcomes if o.state}
         if gone and not self._states[name]:

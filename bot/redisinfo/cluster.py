@@ -12,15 +12,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import redis
 from redis.exceptions import ResponseError
 
 from bot.config import Target
 from bot.errors import ConfigError, RedisMemError, RedisUnavailable
-from bot.redisinfo.client import DEFAULT_TIMEOUT, client_for, redis_errors, shown_url
-from bot.redisinfo.nodes import node_url
+from bot.redisinfo.client import DEFAULT_TIMEOUT, client_for, redis_errors
+from bot.redisinfo.nodes import node_url, short_reason, where
 from bot.shards import Shard, Topology
 
 MIN_ATTEMPT_SECONDS = 0.2  # a seed asked last still gets a loopback round trip
@@ -48,7 +47,7 @@ def discover(target: Target, *, timeout: float = DEFAULT_TIMEOUT) -> Topology:
         except ConfigError:
             raise
         except RedisMemError as err:
-            reasons.append(_short(err.message, url))
+            reasons.append(short_reason(err.message, url))
     raise RedisUnavailable(f"no seed of {target.name} answered: {'; '.join(reasons)}")
 
 
@@ -65,12 +64,12 @@ def _ask(url: str, *, timeout: float) -> Topology:
             shards = _shards(client)
     except RedisUnavailable as err:
         if "cluster support disabled" in err.message.lower():
-            raise ConfigError(f"seed {_where(url)} is not in cluster mode") from None
+            raise ConfigError(f"seed {where(url)} is not in cluster mode") from None
         raise
     finally:
         client.close()
     state = _info_field(info, "cluster_state") or "unknown"
-    return Topology(state=state, seed=_where(url), shards=shards)
+    return Topology(state=state, seed=where(url), shards=shards)
 
 
 def _shards(client: redis.Redis) -> tuple[Shard, ...]:
@@ -163,16 +162,3 @@ def _info_field(info: Any, field: str) -> str | None:
         if key.strip() == field:
             return value.strip()
     return None
-
-
-def _where(url: str) -> str:
-    return urlsplit(url).netloc.rpartition("@")[2] or shown_url(url)
-
-
-def _short(message: str, url: str) -> str:
-    """One seed's reason, without the "cannot reach Redis at <url>: " every one repeats."""
-    shown = shown_url(url)
-    for prefix in (f"cannot reach Redis at {shown}: ", f"Redis at {shown} "):
-        if message.startswith(prefix):
-            return f"{_where(url)} {message.removeprefix(prefix)}"
-    return f"{_where(url)} {message}"

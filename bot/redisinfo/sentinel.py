@@ -15,15 +15,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import redis
 
 from bot.clock import utc_now
 from bot.config import Target
 from bot.errors import ConfigError, RedisMemError, RedisUnavailable
-from bot.redisinfo.client import DEFAULT_TIMEOUT, client_for, connect, redis_errors, shown_url
-from bot.redisinfo.nodes import node_url
+from bot.redisinfo.client import DEFAULT_TIMEOUT, client_for, connect, redis_errors
+from bot.redisinfo.nodes import node_url, short_reason, where
 from bot.redisinfo.pacing import DEFAULT_BUDGET
 from bot.redisinfo.probe import LiveRedisProbe
 from bot.redisinfo.snapshot import ProgressFn, Snapshot
@@ -76,7 +75,7 @@ def discover(target: Target, *, timeout: float, replicas: bool = False) -> Disco
         try:
             return _ask(url, target.master_name, timeout=budget, replicas=replicas)
         except RedisMemError as err:
-            reasons.append(_short(err.message, url))
+            reasons.append(short_reason(err.message, url))
     raise RedisUnavailable(f"no sentinel of {target.name} answered: {'; '.join(reasons)}")
 
 
@@ -95,7 +94,7 @@ def _ask(url: str, master: str, *, timeout: float, replicas: bool) -> Discovery:
         raise RedisUnavailable(f"names {primary} but holds it for down ({','.join(down)})")
     if "master" not in flags:
         raise RedisUnavailable(f"names {primary}, which is not a primary ({','.join(flags)})")
-    return Discovery(primary, _where(url), tuple(_pairs(item) for item in listed[:MAX_REPLICAS]))
+    return Discovery(primary, where(url), tuple(_pairs(item) for item in listed[:MAX_REPLICAS]))
 
 
 def _sentinel_command(client: redis.Redis, *args: str) -> Any:
@@ -112,20 +111,6 @@ def _pairs(reply: Any) -> dict[str, str]:
     if isinstance(reply, list):
         return {str(k): str(v) for k, v in zip(reply[::2], reply[1::2], strict=False)}
     return {}
-
-
-def _where(url: str) -> str:
-    """A sentinel as messages name it: host:port (never its password), or its URL scrubbed."""
-    return urlsplit(url).netloc.rpartition("@")[2] or shown_url(url)
-
-
-def _short(message: str, url: str) -> str:
-    """One sentinel's reason, without the "cannot reach Redis at <url>: " every one repeats."""
-    shown = shown_url(url)
-    for prefix in (f"cannot reach Redis at {shown}: ", f"Redis at {shown} "):
-        if message.startswith(prefix):
-            return f"{_where(url)} {message.removeprefix(prefix)}"
-    return f"{_where(url)} {message}"
 
 
 # --- the diagnosis' reading -----------------------------------------------------------------
