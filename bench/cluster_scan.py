@@ -30,10 +30,13 @@ VALUE = "x" * 300
 
 @dataclass(frozen=True)
 class ScanFigures:
-    """One full scan: keys measured, seconds, keys per second."""
+    """One full scan: keys measured, seconds, the CPU seconds the bot (every thread of this
+    process) and the Redis processes (INFO cpu, user + sys) spent on it."""
 
     keys: int
     seconds: float
+    bot_cpu: float = 0.0
+    redis_cpu: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -78,14 +81,27 @@ def _owner(client: redis.Redis) -> list[tuple[int, int]]:
     return [(int(r[0]), int(r[-1])) for r in ranges]
 
 
-def full_scan(target: Target, timeout: float, budget: float) -> ScanFigures:
-    """One full scan of ``target`` through the bot's probe; its keys and seconds."""
+def full_scan(target: Target, nodes: list[str], timeout: float, budget: float) -> ScanFigures:
+    """One full scan of ``target`` (whose Redis processes are ``nodes``, URLs) through the
+    bot's probe: its keys, seconds and CPU."""
     settings = Settings(scan_budget=budget, check_timeout=timeout)
     probe = probe_for(settings)(target)
-    began = time.perf_counter()
+    redis_before, cpu_before, began = redis_cpu(nodes), time.process_time(), time.perf_counter()
     snapshot = probe.snapshot(pattern="session:*", sample_size=1000, full=True)
     seconds = time.perf_counter() - began
-    return ScanFigures(len(snapshot.sample.keys), seconds)
+    bot_cpu, spent = time.process_time() - cpu_before, redis_cpu(nodes) - redis_before
+    return ScanFigures(len(snapshot.sample.keys), seconds, bot_cpu, spent)
+
+
+def redis_cpu(nodes: list[str]) -> float:
+    """CPU seconds (user + sys) the Redis processes at ``nodes`` have used so far."""
+    total = 0.0
+    for url in nodes:
+        client = redis.Redis.from_url(url)
+        info = client.info("cpu")
+        client.close()
+        total += float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    return total
 
 
 Pair = tuple[ScanFigures, ScanFigures]
@@ -104,7 +120,10 @@ def measure(keys: int, runs: int, timeout: float) -> dict[float, Pair]:
         figures: dict[float, Pair] = {}
         for budget in (DEFAULT_BUDGET, 1.0):
             pairs = [
-                (full_scan(single, timeout, budget), full_scan(sharded, timeout, budget))
+                (
+                    full_scan(single, [server.url], timeout, budget),
+                    full_scan(sharded, cluster.seed_urls, timeout, budget),
+                )
                 for _ in range(runs)
             ]
             figures[budget] = (
@@ -122,6 +141,8 @@ def report(keys: int, runs: int, timeout: float) -> None:
         print(f"  budget {budget:g}: baseline one server {single.seconds:6.2f} s"
               f" {single.rate:8.0f} keys/s; 3-shard cluster {cluster.seconds:6.2f} s"
               f" {cluster.rate:8.0f} keys/s = {ratio:.2f}x ({cluster.keys} keys)")  # fmt: skip
+        for name, run in (("one server", single), ("cluster", cluster)):
+            print(f"    {name}: bot {run.bot_cpu:.2f} CPU-s, Redis {run.redis_cpu:.2f} CPU-s")
         if budget == DEFAULT_BUDGET:
             whole = cluster.keys == single.keys == keys
             verdict = "met" if ratio >= 1.5 and whole else "MISSED"
