@@ -1,6 +1,8 @@
 """The cluster half of ``bench/fleet.py``: a full scan of a 3-shard cluster beside one server.
 
-Imported by ``bench/fleet.py`` (run that). The same session keys are written once into a
+    .venv/bin/python bench/cluster_scan.py [--keys 150000] [--runs 3] [--timeout 5]
+
+Run alone, or as the last part of ``bench/fleet.py``. The same session keys are written once into a
 real 3-primary Redis Cluster (``bot.redisproc_cluster``) and once into a single
 redis-server; each is then fully scanned the way ``/redis-mem diagnose --full`` does
 (``bot.wiring.probe_for``: a ``ClusterProbe`` scans the shards in parallel, each on its own
@@ -13,11 +15,16 @@ bound for both, so the ratio shows how much of the parallel scan that one proces
 
 from __future__ import annotations
 
+import argparse
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis
 from redis.crc import key_slot
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run alone: bot/ importable
 
 from bot.config import Settings, Target
 from bot.redisinfo.pacing import DEFAULT_BUDGET
@@ -148,3 +155,16 @@ def report(keys: int, runs: int, timeout: float) -> None:
             verdict = "met" if ratio >= 1.5 and whole else "MISSED"
             print(f"goal: cluster >= 1.5x the one server's keys/s at the default budget,"
                   f" every key measured: {verdict}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keys", type=int, default=150_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=5.0)
+    args = parser.parse_args()
+    report(args.keys, args.runs, args.timeout)
+
+
+if __name__ == "__main__":
+    main()
