@@ -166,19 +166,13 @@ class Target(BaseModel):
     @field_validator("sentinels")
     @classmethod
     def _sentinels(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
-        if info.data.get("mode") == "sentinel" and not value:
-            raise ValueError("mode sentinel needs 1-16 sentinel URLs (redis://host:26379)")
-        if info.data.get("mode") not in ("sentinel", None) and value:
-            raise ValueError("only a target with mode: sentinel has sentinels")
+        _of_mode(value, info, "sentinel", needs="1-16 sentinel URLs (redis://host:26379)")
         return tuple(_checked_url(u, what=f"sentinel URL {i + 1}") for i, u in enumerate(value))
 
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
-        if info.data.get("mode") == "cluster" and not value:
-            raise ValueError("mode cluster needs 1-16 seed URLs (redis://host:6379)")
-        if info.data.get("mode") not in ("cluster", None) and value:
-            raise ValueError("only a target with mode: cluster has seeds")
+        _of_mode(value, info, "cluster", needs="1-16 seed URLs (redis://host:6379)")
         return tuple(_checked_url(u, what=f"seed URL {i + 1}") for i, u in enumerate(value))
 
     @model_validator(mode="after")
@@ -197,10 +191,8 @@ class Target(BaseModel):
     @field_validator("master_name")
     @classmethod
     def _master_name(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if info.data.get("mode") == "sentinel" and not value:
-            raise ValueError("mode sentinel needs master_name (as in 'sentinel monitor NAME')")
-        if info.data.get("mode") not in ("sentinel", None) and value:
-            raise ValueError("only a target with mode: sentinel has a master_name")
+        needs = "master_name (as in 'sentinel monitor NAME')"
+        _of_mode(value, info, "sentinel", needs=needs, has="a master_name")
         return value
 
     def connection_url(self) -> str:
@@ -227,6 +219,18 @@ class Target(BaseModel):
         return redact_url(self.seeds[0] if self.mode == "cluster" else self.redis_url)
 
 
+def _of_mode(
+    value: object, info: ValidationInfo, mode: str, *, needs: str, has: str | None = None
+) -> None:
+    """A field only a ``mode`` target has: required there (``needs``), refused elsewhere
+    (``has``: how the refusal names it; default the field's name)."""
+    current = info.data.get("mode")  # None: mode itself was refused, that error is enough
+    if current == mode and not value:
+        raise ValueError(f"mode {mode} needs {needs}")
+    if current not in (mode, None) and value:
+        raise ValueError(f"only a target with mode: {mode} has {has or info.field_name}")
+
+
 def _checked_url(value: str, *, what: str) -> str:
     """``value`` when redis-py reads it as a Redis URL; ValueError naming ``what`` otherwise."""
     # As redis-py reads it: case-sensitive (urlsplit would take "REDIS://").
@@ -248,7 +252,7 @@ def _url_db(url: str) -> int:
     path = parts.path.strip("/")
     query = dict(item.partition("=")[::2] for item in parts.query.split("&") if item)
     raw = query.get("db") or (path if parts.scheme != "unix" else "") or "0"
-    return int(raw) if raw.isdigit() else -1
+    return int(raw) if raw.isdecimal() else -1  # isdigit: "²", which int() refuses
 
 
 def _with_password(url: str, env: str | None, *, target: str) -> str:

@@ -76,6 +76,7 @@ def test_a_standalone_seed_is_a_config_error(redis_factory: RedisFactory) -> Non
         ({"seeds": ["redis://h:6379"]}, "only a target with mode: cluster has seeds"),
         ({"mode": "cluster", "seeds": ["http://h"]}, "seed URL 1 must start with redis://"),
         ({"mode": "cluster", "seeds": ["redis://h:6379/3"]}, "must use database 0"),
+        ({"mode": "cluster", "seeds": ["redis://h:6379?db=²"]}, "must use database 0"),
         (
             {"mode": "cluster", "seeds": ["redis://h"], "redis_url": "redis://h:6379"},
             "has seeds, not a redis_url",

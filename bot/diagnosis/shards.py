@@ -77,26 +77,22 @@ def with_shards(
     a scenario then does not offer it and says why."""
     scenarios = _without(_scenarios(whole.scenarios, shards), refused or {})
     findings = (*cluster_findings(reading, shards), *_findings(whole.findings, shards))
-    problem = reading.topology.problem
-    ranks = [whole.severity.rank, *(s.severity.rank for s in shards)]
-    if problem is not None:
-        ranks.append(Severity.CRITICAL.rank)
+    severities = [whole.severity, *(s.severity for s in shards)]
+    if reading.topology.problem is not None:
+        severities.append(Severity.CRITICAL)
     mitigate = any(
         d.usage_ratio is not None and d.usage_ratio >= mitigation_ratio
         for d in (whole, *(s.diagnosis for s in shards if s.diagnosis is not None))
     )
     return replace(
         whole,
-        severity=Severity(_RANKS[max(ranks)]),
+        severity=max(severities, key=lambda s: s.rank),
         scenarios=scenarios,
         findings=tuple(sorted(findings, key=lambda x: -x.severity.rank)),
         recommended_actions=rank(scenarios, mitigate),
         cluster=reading.topology,
         shards=shards,
     )
-
-
-_RANKS = ("ok", "warning", "critical")
 
 
 def _scenarios(
@@ -211,7 +207,7 @@ def cluster_findings(
 def loads(reading: ClusterReading) -> list[ShardLoad]:
     """The readable shards' loads, for ``shard_skew``."""
     out = []
-    for r in reading.readable:
+    for r in reading.shards:
         snap = r.snapshot
         if snap is None:
             continue

@@ -92,7 +92,7 @@ def gather(
 
 def server_of(target: Target) -> str:
     """``host:port`` (or the socket path) of a standalone target; "" when unknown."""
-    if getattr(target, "mode", "standalone") != "standalone":
+    if target.mode != "standalone":
         return ""  # its redis_url does not name the server it reads
     try:
         parts = urlsplit(target.redis_url)
