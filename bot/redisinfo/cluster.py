@@ -9,7 +9,6 @@ between two readings shows in the next one (docs/decisions/cluster.md).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -17,12 +16,11 @@ import redis
 from redis.exceptions import ResponseError
 
 from bot.config import Target
-from bot.errors import ConfigError, RedisMemError, RedisUnavailable
+from bot.errors import ConfigError, RedisUnavailable
 from bot.redisinfo.client import DEFAULT_TIMEOUT, client_for, redis_errors
-from bot.redisinfo.nodes import node_url, short_reason, where
+from bot.redisinfo.nodes import ask_in_turn, node_url, reply_map, where
 from bot.shards import Shard, Topology
 
-MIN_ATTEMPT_SECONDS = 0.2  # a seed asked last still gets a loopback round trip
 MAX_SHARDS = 500  # Redis Cluster's own advice is at most 1000 nodes; a diagnosis reads each
 _DOWN_FLAGS = ("fail", "fail?", "noaddr", "handshake")
 
@@ -36,19 +34,13 @@ def discover(target: Target, *, timeout: float = DEFAULT_TIMEOUT) -> Topology:
     """
     if target.mode != "cluster":
         raise ConfigError(f"target {target.name!r} is not a cluster target")
-    urls = target.seed_urls()
-    deadline = time.monotonic() + timeout
-    reasons: list[str] = []
-    for index, url in enumerate(urls):
-        share = (deadline - time.monotonic()) / (len(urls) - index)
-        budget = round(max(share, MIN_ATTEMPT_SECONDS), 2)
-        try:
-            return _ask(url, timeout=budget)
-        except ConfigError:
-            raise
-        except RedisMemError as err:
-            reasons.append(short_reason(err.message, url))
-    raise RedisUnavailable(f"no seed of {target.name} answered: {'; '.join(reasons)}")
+    return ask_in_turn(
+        target.seed_urls(),
+        lambda url, budget: _ask(url, timeout=budget),
+        timeout=timeout,
+        none_answered=f"no seed of {target.name} answered",
+        fatal=(ConfigError,),
+    )
 
 
 def primaries(target: Target, topology: Topology) -> list[tuple[Shard, str]]:
@@ -91,10 +83,10 @@ def from_shards(reply: Any) -> tuple[Shard, ...]:
     """``CLUSTER SHARDS`` as shards (redis-py parses it into dicts; RESP2 pairs read too)."""
     shards = []
     for entry in reply if isinstance(reply, list) else []:
-        item = _mapping(entry)
+        item = reply_map(entry)
         bounds = [int(x) for x in item.get("slots", [])]
         ranges = tuple(sorted(zip(bounds[::2], bounds[1::2], strict=False)))
-        nodes = [_mapping(node) for node in item.get("nodes", [])]
+        nodes = [reply_map(node) for node in item.get("nodes", [])]
         primary = next((n for n in nodes if str(n.get("role")) == "master"), None)
         if not ranges or primary is None:  # serves nothing (an empty or orphaned node)
             continue
@@ -138,14 +130,6 @@ def _slot_range(field: str) -> tuple[int, int]:
 def _node_address(field: str) -> str:
     """``127.0.0.1:7001@17001,hostname`` -> ``127.0.0.1:7001``."""
     return field.split("@", 1)[0].split(",", 1)[0]
-
-
-def _mapping(entry: Any) -> Mapping[str, Any]:
-    if isinstance(entry, dict):
-        return {str(k): v for k, v in entry.items()}
-    if isinstance(entry, list):
-        return {str(k): v for k, v in zip(entry[::2], entry[1::2], strict=False)}
-    return {}
 
 
 def _address(node: Mapping[str, Any]) -> str:

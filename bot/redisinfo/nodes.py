@@ -3,10 +3,17 @@ a node (a sentinel, a seed) is named in messages."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from bot.config import Target
+from bot.errors import RedisMemError, RedisUnavailable
 from bot.redisinfo.client import shown_url
+
+MIN_ATTEMPT_SECONDS = 0.2  # a node asked last still gets a loopback round trip
+T = TypeVar("T")
 
 
 def node_url(target: Target, address: str) -> str:
@@ -37,3 +44,41 @@ def short_reason(message: str, url: str) -> str:
         if message.startswith(prefix):
             return f"{where(url)} {message.removeprefix(prefix)}"
     return f"{where(url)} {message}"
+
+
+def ask_in_turn(
+    urls: Sequence[str],
+    ask: Callable[[str, float], T],
+    *,
+    timeout: float,
+    none_answered: str,
+    fatal: tuple[type[RedisMemError], ...] = (),
+) -> T:
+    """``ask(url, seconds)`` of each node in order until one answers, ``timeout`` shared
+    among those not yet asked (one hung node costs its share, never the whole reading).
+
+    ``fatal`` errors end the search at once; none answering is one-line RedisUnavailable,
+    ``<none_answered>: <each one's reason>``.
+    """
+    deadline = time.monotonic() + timeout
+    reasons: list[str] = []
+    for index, url in enumerate(urls):
+        share = (deadline - time.monotonic()) / (len(urls) - index)
+        budget = round(max(share, MIN_ATTEMPT_SECONDS), 2)  # messages show it: "1.67 s"
+        try:
+            return ask(url, budget)
+        except fatal:
+            raise
+        except RedisMemError as err:
+            reasons.append(short_reason(err.message, url))
+    raise RedisUnavailable(f"{none_answered}: {'; '.join(reasons)}")
+
+
+def reply_map(reply: Any) -> dict[str, Any]:
+    """A node's map reply as a dict: redis-py parses some of them, a RESP2 flat list of
+    pairs is read too; anything else is empty."""
+    if isinstance(reply, dict):
+        return {str(key): value for key, value in reply.items()}
+    if isinstance(reply, list):
+        return {str(k): v for k, v in zip(reply[::2], reply[1::2], strict=False)}
+    return {}

@@ -10,7 +10,6 @@ next may already know the new one.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -22,13 +21,12 @@ from bot.clock import utc_now
 from bot.config import Target
 from bot.errors import ConfigError, RedisMemError, RedisUnavailable
 from bot.redisinfo.client import DEFAULT_TIMEOUT, client_for, connect, redis_errors
-from bot.redisinfo.nodes import node_url, short_reason, where
+from bot.redisinfo.nodes import ask_in_turn, node_url, reply_map, where
 from bot.redisinfo.pacing import DEFAULT_BUDGET
 from bot.redisinfo.probe import LiveRedisProbe
 from bot.redisinfo.snapshot import ProgressFn, Snapshot
 from bot.replication import ReplicaLag, SentinelReading
 
-MIN_ATTEMPT_SECONDS = 0.2  # a sentinel asked last still gets a loopback round trip
 MAX_REPLICAS = 16  # replicas whose offset a diagnosis reads (each one connection)
 _DOWN_FLAGS = ("s_down", "o_down", "disconnected")
 
@@ -66,17 +64,13 @@ def discover(target: Target, *, timeout: float, replicas: bool = False) -> Disco
     """
     if target.mode != "sentinel" or target.master_name is None:
         raise ConfigError(f"target {target.name!r} is not a sentinel target")
-    urls = target.sentinel_urls()
-    deadline = time.monotonic() + timeout
-    reasons: list[str] = []
-    for index, url in enumerate(urls):
-        share = (deadline - time.monotonic()) / (len(urls) - index)
-        budget = round(max(share, MIN_ATTEMPT_SECONDS), 2)  # messages show it: "1.67 s"
-        try:
-            return _ask(url, target.master_name, timeout=budget, replicas=replicas)
-        except RedisMemError as err:
-            reasons.append(short_reason(err.message, url))
-    raise RedisUnavailable(f"no sentinel of {target.name} answered: {'; '.join(reasons)}")
+    master = target.master_name
+    return ask_in_turn(
+        target.sentinel_urls(),
+        lambda url, budget: _ask(url, master, timeout=budget, replicas=replicas),
+        timeout=timeout,
+        none_answered=f"no sentinel of {target.name} answered",
+    )
 
 
 def _ask(url: str, master: str, *, timeout: float, replicas: bool) -> Discovery:
@@ -87,7 +81,7 @@ def _ask(url: str, master: str, *, timeout: float, replicas: bool) -> Discovery:
             listed = _sentinel_command(client, "REPLICAS", master) if replicas else []
     finally:
         client.close()
-    primary = f"{state.get('ip', '?')}:{state.get('port', '?')}"
+    primary = _address(state)
     flags = state.get("flags", "").split(",")
     down = [flag for flag in flags if flag in _DOWN_FLAGS]
     if down:
@@ -95,6 +89,11 @@ def _ask(url: str, master: str, *, timeout: float, replicas: bool) -> Discovery:
     if "master" not in flags:
         raise RedisUnavailable(f"names {primary}, which is not a primary ({','.join(flags)})")
     return Discovery(primary, where(url), tuple(_pairs(item) for item in listed[:MAX_REPLICAS]))
+
+
+def _address(state: Mapping[str, str]) -> str:
+    """host:port of a node as a sentinel lists it (a primary, a replica)."""
+    return f"{state.get('ip', '?')}:{state.get('port', '?')}"
 
 
 def _sentinel_command(client: redis.Redis, *args: str) -> Any:
@@ -105,12 +104,8 @@ def _sentinel_command(client: redis.Redis, *args: str) -> Any:
 
 
 def _pairs(reply: Any) -> dict[str, str]:
-    """A sentinel state reply as a dict: redis-py parses some of them, not others."""
-    if isinstance(reply, dict):
-        return {str(key): str(value) for key, value in reply.items()}
-    if isinstance(reply, list):
-        return {str(k): str(v) for k, v in zip(reply[::2], reply[1::2], strict=False)}
-    return {}
+    """A sentinel state reply as a dict of strings (``reply_map`` reads either shape)."""
+    return {key: str(value) for key, value in reply_map(reply).items()}
 
 
 # --- the diagnosis' reading -----------------------------------------------------------------
@@ -180,7 +175,7 @@ class SentinelProbe:
         )
 
     def _replica_offset(self, state: Mapping[str, str]) -> tuple[int | None, str | None]:
-        address = f"{state.get('ip', '?')}:{state.get('port', '?')}"
+        address = _address(state)
         try:
             url = node_url(self._target, address)
             return _offset(url, "slave_repl_offset", self._timeout), None
@@ -201,7 +196,7 @@ def _offset(url: str, field: str, timeout: float) -> int | None:
 def _lag(
     state: Mapping[str, str], offset: int | None, head: int | None, error: str | None
 ) -> ReplicaLag:
-    address = f"{state.get('ip', '?')}:{state.get('port', '?')}"
+    address = _address(state)
     down = [flag for flag in state.get("flags", "").split(",") if flag in _DOWN_FLAGS]
     link = ",".join(down) if down else ("up" if state.get("master-link-status") == "ok" else "down")
     if offset is None or head is None:
