@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, String, Text, func, literal, select, type_coerce
 
 from bot.audit.canonical import GENESIS_HASH, canonical_row, chain_hash
-from bot.audit.failures import DB_ERRORS, unavailable
+from bot.audit.failures import DB_ERRORS, read_rows, unavailable
 from bot.audit.models import EVENTS, HEAD_ID, ChainHead
 from bot.errors import UsageError
 from bot.limits import MAX_NUMBER_DIGITS, echo, is_digits
@@ -346,14 +346,10 @@ def check_anchors(engine: Engine, anchors: Sequence[Anchor], *, last_seq: int) -
     """
     wanted = sorted({anchor.seq for anchor in anchors if anchor.seq <= last_seq})
     stored: dict[int, str] = {}
-    try:
-        with engine.connect() as conn:
-            for start in range(0, len(wanted), ANCHOR_BATCH):
-                batch = wanted[start : start + ANCHOR_BATCH]
-                rows = conn.execute(select(_T.seq, _T.hash).where(_T.seq.in_(batch)))
-                stored.update((row.seq, row.hash) for row in rows)
-    except DB_ERRORS as err:
-        raise unavailable(engine, err, doing="checking the audit anchors") from None
+    for start in range(0, len(wanted), ANCHOR_BATCH):
+        query = select(_T.seq, _T.hash).where(_T.seq.in_(wanted[start : start + ANCHOR_BATCH]))
+        rows = read_rows(engine, query, doing="checking the audit anchors")
+        stored.update((row.seq, row.hash) for row in rows)
     ordered = sorted(anchors, key=lambda anchor: anchor.seq)
     mismatches = tuple(
         (anchor, stored.get(anchor.seq))

@@ -8,20 +8,18 @@ fixes, the capacity plan), then the audit head as the anchor ``redis-mem audit v
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from bot.diagnosis.model import Severity
-from bot.presenters.terminal import print_renderable, stdout_console
+from bot.presenters.terminal import SEVERITY_STYLE, print_renderable, stdout_console
 from bot.reports.model import FORECAST_HORIZON, Outlook, Report, TargetReport
 from bot.reports.window import window_text
 from bot.units import format_bytes, format_duration
 
-_STYLE = {Severity.OK: "green", Severity.WARNING: "yellow", Severity.CRITICAL: "bold red"}
 # Short headers, compact cells: one line per target, ~105 columns plus the longest name
 # (piped output is laid out PIPE_WIDTH wide); the notes below the table say the rest.
 _COLUMNS = ("Target", "Samples", "Memory\nnow/peak/min", "Trend\nMB/h", "Reaches 90%\nat",
@@ -36,7 +34,7 @@ MAX_NAME_WIDTH = 40  # a target name wider than this may be cut on a narrow term
 def render_report(report: Report) -> RenderableType:
     """The report's table, its notes and the capacity lines (the audit head apart:
     ``audit_head_line``, printed unwrapped)."""
-    zone = _zone(report.timezone)
+    zone = report.zone
     table = Table(
         title=_title(report, zone),
         title_justify="left",
@@ -73,7 +71,7 @@ def target_cells(target: TargetReport, zone: ZoneInfo) -> tuple[Text, ...]:
     memory, alerts = target.memory, target.alerts
     trend = memory.trend_bytes_per_hour
     return (
-        Text(target.target, style=_STYLE[target.severity]),
+        Text(target.target, style=SEVERITY_STYLE[target.severity]),
         Text(f"{target.samples:,}"),
         Text(memory_text(target)),
         Text("n/a" if trend is None else f"{trend / MB:+,.1f}"),
@@ -160,7 +158,7 @@ def _notes(target: TargetReport, zone: ZoneInfo) -> list[Text]:
         notes.append(Text(f"{name}: no diagnosis now: {live.error}", style="yellow"))
     elif live is not None and live.scenarios:
         found = ", ".join(f"{s.id} ({s.title})" for s in live.scenarios)
-        notes.append(Text(f"{name}: scenarios now: {found}", style=_STYLE[live.severity]))
+        notes.append(Text(f"{name}: scenarios now: {found}", style=SEVERITY_STYLE[live.severity]))
     for alert in target.alerts.open:
         since = _time(alert.fired_at, zone)
         notes.append(Text(f"{name}: {alert.rule} firing since {since}", style="bold red"))
@@ -190,11 +188,3 @@ def _percent(ratio: float | None) -> str:
 
 def _time(moment: datetime, zone: ZoneInfo) -> str:
     return f"{moment.astimezone(zone):%Y-%m-%d %H:%M}"
-
-
-def _zone(name: str) -> ZoneInfo:
-    """The report's zone (checked by the settings); UTC should a bad one get this far."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")

@@ -14,7 +14,7 @@ from bot.diagnosis.capacity import CapacityPlan
 from bot.diagnosis.model import Check, Diagnosis, Severity
 from bot.units import format_bytes
 
-_STYLE = {Severity.OK: "green", Severity.WARNING: "yellow", Severity.CRITICAL: "bold red"}
+SEVERITY_STYLE = {Severity.OK: "green", Severity.WARNING: "yellow", Severity.CRITICAL: "bold red"}
 _MARK = {Severity.OK: "OK", Severity.WARNING: "WARN", Severity.CRITICAL: "CRIT"}
 
 
@@ -46,7 +46,7 @@ def render_diagnosis(diagnosis: Diagnosis) -> RenderableType:
 
 
 def _header(d: Diagnosis) -> Panel:
-    style = _STYLE[d.severity]
+    style = SEVERITY_STYLE[d.severity]
     used = format_bytes(d.used_memory)
     amount = f"{used} of {format_bytes(d.maxmemory)}" if d.maxmemory else f"{used} used"
     lines = [
@@ -73,7 +73,7 @@ def _shards_table(d: Diagnosis) -> Table:
     table.add_column("Keys", justify="right", no_wrap=True)
     table.add_column("Scenarios", min_width=24)
     for shard in d.shards:
-        status = Text(_MARK[shard.severity], style=_STYLE[shard.severity])
+        status = Text(_MARK[shard.severity], style=SEVERITY_STYLE[shard.severity])
         one = shard.diagnosis
         if one is None:
             unread = Text(f"unreadable: {shard.error}", style="bold red")
@@ -101,7 +101,7 @@ def _checks_table(checks: tuple[Check, ...]) -> Table:
     table.add_column("Status", no_wrap=True)
     table.add_column("Result")
     for check in checks:
-        status = Text(_MARK[check.status], style=_STYLE[check.status])
+        status = Text(_MARK[check.status], style=SEVERITY_STYLE[check.status])
         table.add_row(str(check.step), check.title, status, Text(check.summary))
     return table
 
@@ -124,7 +124,7 @@ def _findings_table(d: Diagnosis) -> Table:
     table.add_column("Finding")
     for finding in d.findings:
         table.add_row(
-            Text(_MARK[finding.severity], style=_STYLE[finding.severity]), Text(finding.message)
+            Text(_MARK[finding.severity], style=SEVERITY_STYLE[finding.severity]), Text(finding.message)
         )
     return table
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from bot.diagnosis.capacity import plan_from_diagnosis
-from bot.diagnosis.model import Diagnosis, Severity
+from bot.diagnosis.model import Diagnosis
 from bot.errors import RedisMemError
 from bot.reports.model import LiveView, ScenarioLine
 from bot.reports.ports import LiveSource
@@ -40,8 +40,6 @@ def live_from(diagnose: Callable[[str], Diagnosis], *, clock: Callable[[], datet
         try:
             return live_view(diagnose(target))
         except RedisMemError as err:
-            return LiveView(
-                target=target, checked_at=clock(), severity=Severity.WARNING, error=err.message
-            )
+            return LiveView.failed(target, clock(), err.message)
 
     return live

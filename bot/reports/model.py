@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.diagnosis.capacity import CapacityPlan
 from bot.diagnosis.model import Severity
@@ -149,6 +150,11 @@ class LiveView:
     capacity: CapacityPlan | None = None
     error: str | None = None
 
+    @classmethod
+    def failed(cls, target: str, at: datetime, error: str) -> LiveView:
+        """No diagnosis, and why: a warning in the report (someone should look)."""
+        return cls(target=target, checked_at=at, severity=Severity.WARNING, error=error)
+
 
 @dataclass(frozen=True)
 class MemoryFigures:
@@ -252,6 +258,15 @@ class Report:
     def window(self) -> timedelta:
         """until - since."""
         return self.until - self.since
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The report's zone (checked by the settings); UTC for a name this system does not
+        know (the label says UTC)."""
+        try:
+            return ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo("UTC")
 
     @property
     def has_samples(self) -> bool:

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 
 from bot.clock import utc_now
 from bot.config import Target
-from bot.diagnosis.model import Severity
 from bot.errors import TargetNotFound
 from bot.limits import echo
 from bot.reports.figures import target_report, worst_first
@@ -132,9 +131,7 @@ class ReportService:
                 views[name] = _late(name, now)
             except Exception:  # the live source never raises; a bug must not lose the report
                 log.exception("live view of %s failed", name)
-                views[name] = LiveView(
-                    target=name, checked_at=now, severity=Severity.WARNING, error="internal error"
-                )
+                views[name] = LiveView.failed(name, now, "internal error")
         return views
 
     def close(self) -> None:
@@ -143,9 +140,4 @@ class ReportService:
 
 
 def _late(name: str, now: datetime) -> LiveView:
-    return LiveView(
-        target=name,
-        checked_at=now,
-        severity=Severity.WARNING,
-        error="no diagnosis: the store did not answer in time",
-    )
+    return LiveView.failed(name, now, "no diagnosis: the store did not answer in time")

@@ -19,7 +19,7 @@ from bot.errors import RedisMemError
 from bot.reports.model import Report
 from bot.reports.window import window_text
 from bot.slack.blocks.common import Message, clip
-from bot.slack.blocks.report import local, report_message, report_zone
+from bot.slack.blocks.report import local, report_message
 from bot.slack.publish import FALLBACK_ERRORS
 from bot.slack.retry import CallFailure
 
@@ -133,7 +133,7 @@ def upload_failure(err: SlackClientError | OSError) -> str:
 
 def chart_filename(report: Report) -> str:
     """``redis-mem-report-2026-12-01.png`` (the report's date in its timezone)."""
-    day = local(report.generated_at, report_zone(report.timezone), "%Y-%m-%d")
+    day = local(report.generated_at, report.zone, "%Y-%m-%d")
     return f"redis-mem-report-{day}.png"
 
 

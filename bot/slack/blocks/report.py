@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from slack_sdk.models.blocks import Block, DividerBlock, HeaderBlock
 
@@ -66,7 +65,7 @@ RESOLUTION_WORDS = {Resolution.RAW: "raw samples", Resolution.FIVE_MINUTES: "5-m
 
 def report_message(report: Report, *, full: int = FULL_TARGETS) -> Message:
     """The report as one message within Slack's limits (see the module docstring)."""
-    zone = report_zone(report.timezone)
+    zone = report.zone
     head: list[Block] = [
         HeaderBlock(text=clip(headline(report), HEADER_TEXT_MAX)),
         context(window_line(report, zone), NO_CHART if not report.has_samples else CHART_BELOW),
@@ -92,14 +91,6 @@ def report_message(report: Report, *, full: int = FULL_TARGETS) -> Message:
     return Message(
         text=clip(fallback_text(report), FALLBACK_TEXT_MAX), blocks=[*head, *middle, *tail]
     )
-
-
-def report_zone(name: str) -> tzinfo:
-    """The report's zone; UTC for a name this system does not know (the label says UTC)."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC
 
 
 def headline(report: Report) -> str:
