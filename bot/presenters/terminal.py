@@ -123,9 +123,8 @@ def _findings_table(d: Diagnosis) -> Table:
     table.add_column("Severity", no_wrap=True)
     table.add_column("Finding")
     for finding in d.findings:
-        table.add_row(
-            Text(_MARK[finding.severity], style=SEVERITY_STYLE[finding.severity]), Text(finding.message)
-        )
+        mark = Text(_MARK[finding.severity], style=SEVERITY_STYLE[finding.severity])
+        table.add_row(mark, Text(finding.message))
     return table
 
 
