@@ -6,6 +6,7 @@ resourceVersion are 409s, which the adapter answers as "someone else won" (None)
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -133,6 +134,33 @@ def test_an_api_error_is_one_line_and_a_failed_attempt(fake: FakeKube) -> None:
     )
     assert elector.step() is False  # logged, not raised
     assert elector.step() is True
+
+
+def test_a_slow_or_unreachable_api_server_is_one_line(fake: FakeKube) -> None:
+    store = _store(fake, timeout=0.2)
+    fake.slow(5, method="PUT")
+    with pytest.raises(KubernetesError) as caught:
+        store.replace(_record("pod-a"), "1")
+    assert caught.value.message == (
+        f"Kubernetes API unreachable at {fake.url}: timed out after 0.2 s (while trying to "
+        f"update leases {NAMESPACE}/{LEASE_NAME}); the change may or may not have been "
+        "applied, so read it back before retrying"
+    )
+    fake.clear_faults()
+    store.close()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    configuration = Configuration(host=url)
+    configuration.retries = 0
+    closed = KubeLeaseStore(api_client=ApiClient(configuration), namespace=NAMESPACE)
+    with pytest.raises(KubernetesError) as caught:
+        closed.get()
+    assert caught.value.message == (
+        f"Kubernetes API unreachable at {url}: connection refused or host not reachable "
+        f"(while trying to read leases {NAMESPACE}/{LEASE_NAME})"
+    )
+    closed.close()
 
 
 def test_two_electors_over_http_one_leads_and_release_hands_over(fake: FakeKube) -> None:

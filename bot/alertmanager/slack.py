@@ -33,7 +33,7 @@ from bot.slack.blocks.common import (
     fit_middle,
     section,
 )
-from bot.slack.notifier import MESSAGE_GONE, TRANSIENT_ERRORS, api_reason, slack_error
+from bot.slack.notifier import MESSAGE_GONE, notify_error, slack_error
 
 RESOLVED_MARK = "✅"
 MAX_ALERT_LINES = 10  # alerts shown of a group; the rest are counted
@@ -78,15 +78,9 @@ class SlackGroupPoster:
 
 
 def post_error(method: str, err: Exception) -> PostError:
-    """One line naming the call and Slack's reason (never a token); transient or not."""
-    if isinstance(err, SlackApiError):
-        status = int(getattr(err.response, "status_code", 200) or 200)
-        code = slack_error(err)
-        transient = code in TRANSIENT_ERRORS or status == 429 or status >= 500
-        return PostError(f"Slack {method} failed: {api_reason(code, status)}", transient=transient)
-    cause: object = getattr(err, "reason", None) or err
-    text = " ".join(str(cause).split()) or type(err).__name__
-    return PostError(f"Slack {method} unreachable: {text}", transient=True)
+    """The health notifier's one line and verdict (``notify_error``) as a ``PostError``."""
+    failure = notify_error(method, err)
+    return PostError(str(failure), transient=failure.transient)
 
 
 # The message --------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.alertmanager.model import Status
@@ -62,13 +62,7 @@ class SqlGroupStore:
 
     def pending(self, *, now: datetime, limit: int) -> Sequence[str]:
         """Groups whose newest revision is not shown and is due, oldest first."""
-        query = (
-            select(Row.group_hash)
-            .where(Row.revision > Row.shown_revision)
-            .where(or_(Row.next_attempt_at.is_(None), Row.next_attempt_at <= now))
-            .order_by(Row.received_at)
-            .limit(limit)
-        )
+        query = select(Row.group_hash).where(*_due(now)).order_by(Row.received_at).limit(limit)
         rows = read_rows(self.engine, query, doing="reading pending Alertmanager groups")
         return [str(row.group_hash) for row in rows]
 
@@ -78,9 +72,7 @@ class SqlGroupStore:
         """Take the delivery unless it is shown, not due, or claimed within ``lease``."""
         stmt = (
             update(GROUPS)
-            .where(GROUPS.c.group_hash == group_hash)
-            .where(GROUPS.c.revision > GROUPS.c.shown_revision)
-            .where(or_(GROUPS.c.next_attempt_at.is_(None), GROUPS.c.next_attempt_at <= now))
+            .where(GROUPS.c.group_hash == group_hash, *_due(now))
             .where(
                 or_(
                     GROUPS.c.claimed_by.is_(None),
@@ -164,6 +156,14 @@ class SqlGroupStore:
         query = select(GROUPS).where(GROUPS.c.group_hash == group_hash)
         rows = read_rows(self.engine, query, doing="reading an Alertmanager group")
         return dict(rows[0]._mapping) if rows else None
+
+
+def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """A group whose newest revision is not shown yet and whose next attempt is due."""
+    return (
+        GROUPS.c.revision > GROUPS.c.shown_revision,
+        or_(GROUPS.c.next_attempt_at.is_(None), GROUPS.c.next_attempt_at <= now),
+    )
 
 
 def _status(value: str | None) -> Status | None:

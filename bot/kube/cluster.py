@@ -43,28 +43,12 @@ class KubeCluster:
         cls, *, kubeconfig: str | None = None, context: str | None = None, timeout: float = 10.0
     ) -> KubeCluster:
         """In-cluster config when running in a pod (and no kubeconfig is named), else kubeconfig."""
-        configuration = kubernetes.client.Configuration()
-        loaders: Any = kubernetes.config  # its loaders are untyped
         in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
-        try:
-            if in_pod and kubeconfig is None and context is None:
-                loaders.load_incluster_config(client_configuration=configuration)
-            else:
-                loaders.load_kube_config(
-                    config_file=kubeconfig,
-                    context=context,
-                    client_configuration=configuration,
-                    persist_config=False,
-                )
-        except (kubernetes.config.ConfigException, OSError, ValueError, TypeError) as err:
-            where = "in-cluster ServiceAccount" if in_pod and not kubeconfig else "kubeconfig"
-            detail = " ".join(str(err).split())[:200] or type(err).__name__
-            raise KubernetesError(
-                f"cannot load the Kubernetes {where} configuration: {detail}"
-            ) from None
-        # No silent retries: a timed-out PATCH may have been applied, and a GET retried
-        # three times would turn a 10 s timeout into 40 s. The caller decides.
-        configuration.retries = 0
+        configuration = client_configuration(
+            in_cluster=in_pod and kubeconfig is None and context is None,
+            kubeconfig=kubeconfig,
+            context=context,
+        )
         return cls(api_client=ApiClient(configuration), timeout=timeout)
 
     @property
@@ -230,19 +214,52 @@ class KubeCluster:
             message = api_error(site, status=status, reason=str(err.reason or ""), body=body)
             raise KubernetesError(message) from None
         except urllib3.exceptions.HTTPError as err:
-            raise KubernetesError(self._transport_message(site, err)) from None
+            raise KubernetesError(
+                transport_message(site, err, host=self.host, timeout=self._timeout)
+            ) from None
 
-    def _transport_message(self, site: CallSite, err: urllib3.exceptions.HTTPError) -> str:
-        cause: BaseException = err
-        if isinstance(err, urllib3.exceptions.MaxRetryError) and err.reason is not None:
-            cause = err.reason
-        # urllib3 makes NewConnectionError a ConnectTimeoutError: a refusal is not a timeout.
-        refused = isinstance(cause, urllib3.exceptions.NewConnectionError)
-        timed_out = isinstance(cause, urllib3.exceptions.TimeoutError) and not refused
-        detail = _transport_detail(cause)
-        return transport_error(
-            site, host=self.host, timeout=self._timeout, timed_out=timed_out, detail=detail
-        )
+
+def client_configuration(
+    *, in_cluster: bool, kubeconfig: str | None = None, context: str | None = None
+) -> Any:
+    """The in-cluster ServiceAccount's configuration, else the kubeconfig's (one-line errors).
+
+    No silent retries: a timed-out PATCH may have been applied, and a GET retried three
+    times would turn a 10 s timeout into 40 s. The caller decides.
+    """
+    configuration = kubernetes.client.Configuration()
+    loaders: Any = kubernetes.config  # its loaders are untyped
+    try:
+        if in_cluster:
+            loaders.load_incluster_config(client_configuration=configuration)
+        else:
+            loaders.load_kube_config(
+                config_file=kubeconfig,
+                context=context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+    except (kubernetes.config.ConfigException, OSError, ValueError, TypeError) as err:
+        where = "in-cluster ServiceAccount" if in_cluster else "kubeconfig"
+        detail = " ".join(str(err).split())[:200] or type(err).__name__
+        message = f"cannot load the Kubernetes {where} configuration: {detail}"
+        raise KubernetesError(message) from None
+    configuration.retries = 0
+    return configuration
+
+
+def transport_message(
+    site: CallSite, err: urllib3.exceptions.HTTPError, *, host: str, timeout: float
+) -> str:
+    """The one line for an API server that could not be reached or did not answer in time."""
+    cause: BaseException = err
+    if isinstance(err, urllib3.exceptions.MaxRetryError) and err.reason is not None:
+        cause = err.reason
+    # urllib3 makes NewConnectionError a ConnectTimeoutError: a refusal is not a timeout.
+    refused = isinstance(cause, urllib3.exceptions.NewConnectionError)
+    timed_out = isinstance(cause, urllib3.exceptions.TimeoutError) and not refused
+    detail = _transport_detail(cause)
+    return transport_error(site, host=host, timeout=timeout, timed_out=timed_out, detail=detail)
 
 
 def _resource_version(obj: Any) -> str:

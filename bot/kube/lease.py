@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import kubernetes
 import urllib3
 from kubernetes.client import (
     ApiClient,
@@ -31,7 +30,8 @@ from kubernetes.client.exceptions import ApiException
 
 from bot.errors import KubernetesError
 from bot.kube import access
-from bot.kube.messages import CallSite, api_error, safe_host, transport_error
+from bot.kube.cluster import client_configuration, transport_message
+from bot.kube.messages import CallSite, api_error, safe_host
 from bot.leases import LeaseRecord, VersionedLease
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -130,12 +130,8 @@ class KubeLeaseStore:
             raise KubernetesError(message) from None
         except urllib3.exceptions.HTTPError as err:
             host = safe_host(str(self._client.configuration.host))
-            detail = " ".join(str(err).split())[:200] or type(err).__name__
-            timed_out = isinstance(err, urllib3.exceptions.TimeoutError)
             raise KubernetesError(
-                transport_error(
-                    site, host=host, timeout=self._timeout, timed_out=timed_out, detail=detail
-                )
+                transport_message(site, err, host=host, timeout=self._timeout)
             ) from None
 
 
@@ -168,20 +164,10 @@ def _versioned(lease: V1Lease) -> VersionedLease:
 
 
 def _configuration() -> Any:
-    """The client configuration, the way ``KubeCluster.connect`` loads it (one-line errors)."""
-    configuration = kubernetes.client.Configuration()
-    loaders: Any = kubernetes.config  # its loaders are untyped
+    """``KubeCluster.connect``'s configuration, in-cluster unless KUBECONFIG is set."""
     in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and not os.environ.get("KUBECONFIG")
     try:
-        if in_pod:
-            loaders.load_incluster_config(client_configuration=configuration)
-        else:
-            loaders.load_kube_config(client_configuration=configuration, persist_config=False)
-    except (kubernetes.config.ConfigException, OSError, ValueError, TypeError) as err:
-        where = "in-cluster ServiceAccount" if in_pod else "kubeconfig"
-        detail = " ".join(str(err).split())[:200] or type(err).__name__
-        raise KubernetesError(
-            f"leader election: cannot load the Kubernetes {where} configuration: {detail}"
-        ) from None
-    configuration.retries = 0  # one request per attempt: the elector retries on its own
-    return configuration
+        # One request per attempt (no retries): the elector retries on its own.
+        return client_configuration(in_cluster=in_pod)
+    except KubernetesError as err:
+        raise KubernetesError(f"leader election: {err.message}") from None
