@@ -124,6 +124,46 @@ def test_budget_one_never_sleeps_nor_pings() -> None:
     assert (time.slept, pings, pacer.stats.slept_seconds) == ([], [], 0.0)
 
 
+def test_pause_books_what_wait_would_sleep_without_sleeping() -> None:
+    # The multiplexed cluster scan asks for the pause and sends no sooner; the standalone
+    # scan sleeps it. Both must keep the same books.
+    sleeping, asking = FakeTime(), FakeTime()
+    slept, asked = sleeping.pacer(0.5), asking.pacer(0.5)
+    pauses: list[float] = []
+
+    for _ in range(40):
+        slept.wait()
+        pause = asked.pause()
+        pauses.append(pause)
+        asking.now += pause  # the caller waits it out its own way
+        for time, pacer in ((sleeping, slept), (asking, asked)):
+            time.now += 0.0004
+            pacer.record(pacer.count, 0.0004)
+
+    assert asking.slept == []
+    assert [p for p in pauses if p > 0] == sleeping.slept and sleeping.slept
+    assert asked.stats == slept.stats
+    assert asking.now == pytest.approx(sleeping.now)
+
+
+def test_retry_pause_is_retry_without_the_sleep() -> None:
+    sleeping, asking = FakeTime(), FakeTime()
+    slept, asked = sleeping.pacer(0.5), asking.pacer(0.5)
+    busy = ResponseError("BUSY Redis is busy running a script.")
+
+    pauses: list[float] = []
+    while slept.retry(busy):
+        pause = asked.retry_pause(busy)
+        assert pause is not None
+        pauses.append(pause)
+        asking.now += pause
+
+    assert asked.retry_pause(busy) is None  # given up at the same point
+    assert asking.slept == [] and pauses == sleeping.slept
+    assert (asked.backoff, asked.stats) == (slept.backoff, slept.stats)
+    assert asked.retry_pause(ResponseError("ERR unknown command 'EVALSHA'")) is None
+
+
 def test_a_stalled_client_catches_up_on_little_redis_time() -> None:
     time = FakeTime()
     pacer = time.pacer(0.5)

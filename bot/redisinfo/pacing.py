@@ -136,15 +136,22 @@ class Retrier:
 
     def wait(self) -> tuple[bool, float]:
         """(retry?, seconds slept); the clock runs from the first refusal in a row."""
+        pause = self.pause()
+        if pause is None:
+            return False, 0.0
+        self._sleep(pause)
+        return True, pause
+
+    def pause(self) -> float | None:
+        """Seconds to wait before the retry (not slept here), or None to give up."""
         now = self._clock()
         if self._since is None:
             self._since, self._pause = now, RETRY_FIRST
         if now - self._since >= self._give_up:
-            return False, 0.0
+            return None
         pause = self._pause
-        self._sleep(pause)
         self._pause = min(RETRY_MAX, pause * 2)
-        return True, pause
+        return pause
 
     def succeeded(self) -> None:
         """A batch went through: the next refusal starts from the first pause."""
@@ -203,32 +210,51 @@ class ScanPacer:
 
     def wait(self, ping: Callable[[], object] | None = None) -> None:
         """Sleep until the budget allows the next batch; ``ping`` probes Redis's latency."""
+        pause = self.pause(ping)
+        if pause > 0:
+            self._sleep(pause)
+
+    def pause(self, ping: Callable[[], object] | None = None) -> float:
+        """Seconds to wait before the next batch, booked as waited but not slept here.
+
+        ``wait`` sleeps them; a driver of several scans at once (``bot.redisinfo.multiscan``)
+        sends the next batch no sooner than that many seconds from now instead.
+        """
         if self.budget >= 1:
-            return
+            return 0.0
         if ping is not None and self._clock() >= self._next_probe:
             self._probe(ping)
         now = self._clock()
         share = self.budget / self.backoff
         self._credit = min(MAX_CREDIT_SECONDS, self._credit + (now - self._last) * share)
         self._last = now
-        if self._credit < 0:
-            pause = -self._credit / share
-            self._sleep(pause)
-            self.stats.slept_seconds += pause
-            self._credit = 0.0
-            self._last = now + pause
+        if self._credit >= 0:
+            return 0.0
+        pause = -self._credit / share
+        self.stats.slept_seconds += pause
+        self._credit = 0.0
+        self._last = now + pause
+        return pause
 
     def retry(self, err: RedisError) -> bool:
         """LOADING/BUSY refused a batch: pause (doubling), back off; False to give up."""
+        pause = self.retry_pause(err)
+        if pause is not None:
+            self._sleep(pause)
+        return pause is not None
+
+    def retry_pause(self, err: RedisError) -> float | None:
+        """``retry`` without the sleep: seconds to wait before the batch again, or None
+        to give up (not LOADING/BUSY, or refused for ``give_up`` seconds in a row)."""
         if not redis_busy(err):
-            return False
-        again, pause = self._retrier.wait()
-        if again:
+            return None
+        pause = self._retrier.pause()
+        if pause is not None:
             self.stats.retries += 1
             self.stats.slept_seconds += pause
             self.backoff = min(MAX_BACKOFF, self.backoff * 2)  # resume gently
-            self._last = self._clock()
-        return again
+            self._last = self._clock() + pause
+        return pause
 
     def _probe(self, ping: Callable[[], object]) -> None:
         started = self._clock()
