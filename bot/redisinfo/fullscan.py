@@ -11,6 +11,7 @@ next batch by. Where scripting is disabled (renamed EVAL/EVALSHA, ACL without
 
 from __future__ import annotations
 
+import enum
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -26,7 +27,7 @@ from redis.exceptions import (
 )
 
 from bot.redisinfo.ops_scripts import Script
-from bot.redisinfo.pacing import DEFAULT_BUDGET, Pacer, RatePacer, ScanPacer
+from bot.redisinfo.pacing import DEFAULT_BUDGET, Pacer, RatePacer, ScanPacer, redis_busy
 from bot.redisinfo.pacing import TokenBucket as TokenBucket  # the key actions import it here
 from bot.redisinfo.sampling import measure_keys
 from bot.redisinfo.snapshot import KeySample, KeyStat, ProgressFn
@@ -101,18 +102,33 @@ def scan_sessions(
     is given (tests, benchmarks: it keeps its PaceStats).
     """
     pacer = pacer or ScanPacer(budget, clock=clock, sleep=sleep)
-    scan = _Scan(client, pattern=pattern, lfu=lfu, pacer=pacer, clock=clock)
+    scan = SessionScan(client, pattern=pattern, lfu=lfu, pacer=pacer, clock=clock)
     batches = scan.lua_batches() if use_scripting else scan.pipeline_batches()
     found: dict[str, KeyStat] = {}
     for stats in batches:
         found.update((stat.key, stat) for stat in stats)  # SCAN may repeat a key
-        if progress is not None and scan.scanned < dbsize:
-            progress(scan.scanned, dbsize)
-    if progress is not None:  # SCAN has now looked at every key
+        report_progress(progress, scan.scanned, dbsize)
+    report_progress(progress, dbsize, dbsize, done=True)
+    return full_sample(found, pattern=pattern, dbsize=dbsize, method=scan.method)
+
+
+def report_progress(
+    progress: ProgressFn | None, scanned: int, dbsize: int, *, done: bool = False
+) -> None:
+    """After a batch, ``progress(scanned, dbsize)`` while below the DBSIZE read before the
+    scan (SCAN's COUNTs overshoot it); ``done``: SCAN has looked at every key."""
+    if progress is None:
+        return
+    if done:
         progress(dbsize, dbsize)
+    elif scanned < dbsize:
+        progress(scanned, dbsize)
+
+
+def full_sample(found: dict[str, KeyStat], *, pattern: str, dbsize: int, method: str) -> KeySample:
+    """A full scan's keys (``found``, by name) as its KeySample: every key measured."""
     keys = tuple(found.values())
-    probed = max(dbsize, len(keys))
-    return KeySample("full", pattern, keys, probed, len(keys), len(keys), scan.method)
+    return KeySample("full", pattern, keys, max(dbsize, len(keys)), len(keys), len(keys), method)
 
 
 def scan_batches(
@@ -131,10 +147,10 @@ def scan_batches(
     second (None: no limit). A key may appear twice (SCAN may repeat one).
     """
     pacer = RatePacer(rate, clock=clock, sleep=sleep)
-    return _Scan(client, pattern=pattern, lfu=lfu, pacer=pacer, clock=clock).lua_batches()
+    return SessionScan(client, pattern=pattern, lfu=lfu, pacer=pacer, clock=clock).lua_batches()
 
 
-class _Scan:
+class SessionScan:
     """The SCAN batches of one full scan, measured by Lua or by pipelines."""
 
     def __init__(
@@ -160,79 +176,41 @@ class _Scan:
         Redis runs the script for batch n+1 while Python unpacks batch n: the reply's
         first element (the cursor) is all the next call needs. The pacer's pause and
         PING come between reading one reply and sending the next call, when nothing
-        of ours is queued in Redis. The first call goes through the client so a
-        missing script is loaded and a refusal recognised.
+        of ours is queued in Redis.
         """
-        self.pacer.wait(ping=self.client.ping)
-        try:
-            count, reply = self._call(0)
-        except ScriptingUnavailable:
-            yield from self.pipeline_batches()
-            return
-        self.method = "scan+lua"
         conn: Any = self.client.connection_pool.get_connection()  # redis-py: untyped
-        in_flight = False
+        scan = ScriptedScan(conn, pattern=self.pattern, lfu=self.lfu, pacer=self.pacer)
         try:
+            self.pacer.wait(ping=scan.ping)
+            scan.send()
             while True:
-                cursor = self._account(count, reply)
-                if cursor != 0:
-                    self.pacer.wait(ping=lambda: _ping(conn))
-                    count = self._send(conn, cursor)
-                    in_flight = True
-                yield unpack_reply(reply, lfu=self.lfu)
-                if cursor == 0:
-                    return
                 try:
-                    reply = conn.read_response()
-                    in_flight = False
+                    reply = scan.receive()
                 except (BusyLoadingError, ResponseError) as err:
-                    in_flight = False  # an error reply: in step (or, LOADING, reconnected)
-                    try:
-                        reply = self._recover(err, cursor, count)
-                    except ScriptingUnavailable:  # refused mid-scan (e.g. at maxmemory)
+                    refusal = scan.refusal(err)
+                    if refusal is Refusal.FALLBACK:  # refused (at first, or e.g. at maxmemory)
                         self.method = "scan+pipeline"
-                        yield from self.pipeline_batches(cursor=cursor)
+                        yield from self.pipeline_batches(cursor=scan.cursor)
                         return
+                    if refusal is Refusal.FATAL or (
+                        refusal is Refusal.RETRY and not self.pacer.retry(err)
+                    ):
+                        raise
+                    scan.send(load=refusal is Refusal.RELOAD)
+                    continue
+                self.method = "scan+lua"
+                self.scanned += scan.count
+                more = scan.take(reply)
+                if more:
+                    self.pacer.wait(ping=scan.ping)
+                    scan.send()
+                yield unpack_reply(reply, lfu=self.lfu)
+                if not more:
+                    return
         finally:
-            if in_flight:  # abandoned with a reply pending: the connection is out of step
+            if scan.in_flight:  # abandoned with a reply pending: the connection is out of step
                 conn.disconnect()
             self.client.connection_pool.release(conn)
-
-    def _account(self, count: int, reply: list[Any]) -> int:
-        """Charge one script reply to the pacer; returns the next cursor."""
-        self.scanned += count
-        self.pacer.record(count, int(reply[1]) * SCRIPT_OVERHEAD / 1e6)
-        return int(reply[0])
-
-    def _send(self, conn: Any, cursor: int) -> int:
-        count = self.pacer.count
-        conn.send_command(
-            "EVALSHA", BATCH_SCRIPT.sha, 0, cursor, self.pattern, count, "1" if self.lfu else "0"
-        )
-        return count
-
-    def _recover(self, err: BusyLoadingError | ResponseError, cursor: int, count: int) -> list[Any]:
-        """The batch at ``cursor`` again after an error reply, or the error raised.
-
-        A flushed script is loaded again; LOADING/BUSY are waited out (the pacer
-        says how long); a refusal of scripting raises ScriptingUnavailable.
-        """
-        if isinstance(err, ResponseError) and scripting_refused(err):
-            raise ScriptingUnavailable(str(err)) from err
-        if not isinstance(err, NoScriptError) and not self.pacer.retry(err):
-            raise err
-        return self._call(cursor, count)[1]
-
-    def _call(self, cursor: int, count: int | None = None) -> tuple[int, list[Any]]:
-        """One batch through the client (EVALSHA, else EVAL), LOADING/BUSY waited out."""
-        count = self.pacer.count if count is None else count
-        args = (cursor, self.pattern, count, "1" if self.lfu else "0")
-        while True:
-            try:
-                return count, eval_script(self.client.execute_command, BATCH_SCRIPT, (), *args)
-            except (BusyLoadingError, ResponseError) as err:
-                if not self.pacer.retry(err):
-                    raise
 
     def pipeline_batches(self, *, cursor: int = 0) -> Iterator[list[KeyStat]]:
         """Batches measured by SCAN + a pipeline of per-key commands (the fallback)."""
@@ -254,6 +232,70 @@ class _Scan:
             cursor = int(next_cursor)
             if cursor == 0:
                 return
+
+
+class Refusal(enum.Enum):
+    """What an error reply to a script call means for the scan."""
+
+    RELOAD = "the script was flushed: send it again by its text (EVAL loads it)"
+    RETRY = "LOADING/BUSY: the same batch again after the pacer's pause"
+    FALLBACK = "scripting is refused here: go on from this cursor with pipelines"
+    FATAL = "anything else: the scan fails with it"
+
+
+class ScriptedScan:
+    """One node's scripted scan as steps on a held connection, one call in flight.
+
+    The steps are run by a driver: ``SessionScan.lua_batches`` (one node, blocking) or
+    ``bot.redisinfo.multiscan`` (every shard of a cluster from one thread). The driver
+    asks the pacer when to send; this keeps the cursor, the call in flight and its COUNT.
+    """
+
+    def __init__(self, conn: Any, *, pattern: str, lfu: bool, pacer: Pacer) -> None:
+        self.conn = conn  # a redis-py Connection (untyped), held for the whole scan
+        self.pattern = pattern
+        self.lfu = lfu
+        self.pacer = pacer
+        self.cursor = 0  # of the call in flight, or of the next one
+        self.count = 0  # COUNT of the call in flight, or of the last one
+        self.in_flight = False
+
+    def send(self, *, load: bool = False) -> None:
+        """Send the batch at ``cursor`` (EVALSHA; EVAL with the text when ``load``)."""
+        self.count = self.pacer.count
+        script = ("EVAL", BATCH_SCRIPT.text) if load else ("EVALSHA", BATCH_SCRIPT.sha)
+        args = (self.cursor, self.pattern, self.count, "1" if self.lfu else "0")
+        self.conn.send_command(*script, 0, *args)
+        self.in_flight = True
+
+    def receive(self) -> list[Any]:
+        """The reply to the call in flight (blocking); an error reply raises, in step."""
+        try:
+            reply = self.conn.read_response()
+        except (BusyLoadingError, ResponseError):
+            self.in_flight = False  # an error reply: the connection is still in step
+            raise
+        self.in_flight = False
+        return cast(list[Any], reply)
+
+    def take(self, reply: list[Any]) -> bool:
+        """Charge a reply's Redis time to the pacer and move on; False at the last batch."""
+        self.pacer.record(self.count, int(reply[1]) * SCRIPT_OVERHEAD / 1e6)
+        self.cursor = int(reply[0])
+        return self.cursor != 0
+
+    def ping(self) -> None:
+        """PING on the held connection, with nothing in flight (the pacer's probe)."""
+        _ping(self.conn)
+
+    @staticmethod
+    def refusal(err: BusyLoadingError | ResponseError) -> Refusal:
+        """What the error reply ``err`` to a batch means."""
+        if isinstance(err, NoScriptError):
+            return Refusal.RELOAD
+        if isinstance(err, ResponseError) and scripting_refused(err):
+            return Refusal.FALLBACK
+        return Refusal.RETRY if redis_busy(err) else Refusal.FATAL
 
 
 def _ping(conn: Any) -> None:

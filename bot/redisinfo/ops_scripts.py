@@ -9,6 +9,7 @@ must know exactly which keys were changed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from hashlib import sha1
 
 
@@ -18,7 +19,7 @@ class Script:
 
     text: str
 
-    @property
+    @cached_property  # a full scan sends it thousands of times a second
     def sha(self) -> str:
         """The SHA1 Redis knows the script by."""
         return sha1(self.text.encode()).hexdigest()

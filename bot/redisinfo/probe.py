@@ -10,11 +10,11 @@ import redis
 from bot.clock import utc_now
 from bot.redisinfo.client import DEFAULT_TIMEOUT, connect, redis_errors
 from bot.redisinfo.fullscan import scan_sessions
-from bot.redisinfo.info import read_server_info
+from bot.redisinfo.info import ServerInfo, read_server_info
 from bot.redisinfo.pacing import DEFAULT_BUDGET
 from bot.redisinfo.pool import ClientPool
 from bot.redisinfo.sampling import sample_sessions
-from bot.redisinfo.snapshot import ProgressFn, Snapshot
+from bot.redisinfo.snapshot import KeySample, ProgressFn, Snapshot
 
 
 class LiveRedisProbe:
@@ -95,18 +95,29 @@ class LiveRedisProbe:
             sample = sample_sessions(
                 client, pattern=pattern, sample_size=sample_size, dbsize=info.dbsize, lfu=info.lfu
             )
-        return Snapshot(
-            target=self.name,
-            taken_at=taken_at,
-            redis_version=info.redis_version,
-            memory=info.memory,
-            stats=info.stats,
-            keyspace=info.keyspace,
-            db=int(client.get_connection_kwargs().get("db", 0) or 0),
-            dbsize=info.dbsize,
-            maxmemory_policy=info.maxmemory_policy,
-            policy_source=info.policy_source,
-            sample=sample,
-            settings=info.settings,
-            persistence=info.persistence,
-        )
+        return snapshot_of(self.name, client, taken_at=taken_at, info=info, sample=sample)
+
+
+def snapshot_of(
+    name: str, client: redis.Redis, *, taken_at: datetime, info: ServerInfo, sample: KeySample
+) -> Snapshot:
+    """The Snapshot of ``client``'s Redis from its INFO (read at ``taken_at``) and keys.
+
+    ``LiveRedisProbe`` reads both itself; a cluster's full scan reads every primary's INFO
+    first and their keys together (``bot.redisinfo.multiscan``), then puts each together.
+    """
+    return Snapshot(
+        target=name,
+        taken_at=taken_at,
+        redis_version=info.redis_version,
+        memory=info.memory,
+        stats=info.stats,
+        keyspace=info.keyspace,
+        db=int(client.get_connection_kwargs().get("db", 0) or 0),
+        dbsize=info.dbsize,
+        maxmemory_policy=info.maxmemory_policy,
+        policy_source=info.policy_source,
+        sample=sample,
+        settings=info.settings,
+        persistence=info.persistence,
+    )
