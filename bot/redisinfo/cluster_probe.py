@@ -2,9 +2,11 @@
 
 On every snapshot the seeds are asked for the primaries (``bot.redisinfo.cluster``:
 nothing cached, a failover shows in the next reading), then every primary is read by
-the engine a standalone target uses (``LiveRedisProbe``: INFO, the sample or the full
-scan), all at once: each primary is its own Redis with its own core, so a full scan of
-three shards takes about as long as one of a single server holding a third of the keys.
+the engine a standalone target uses, all at once: INFO and the sample on a thread each
+(``LiveRedisProbe``), a full scan of every primary from one thread that keeps a paced
+script call in flight on each (``bot.redisinfo.multiscan``). Each primary is its own
+Redis with its own core, so a full scan of three shards can end well before one of a
+single server holding all the keys.
 
 Each shard gets the whole ``sample_size``, not a share of it: a shard is judged by the
 runbook on its own (its TTLs, sizes, idle time), and a third of the sample would leave a
@@ -22,16 +24,22 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
+
+import redis
 
 from bot.clock import utc_now
 from bot.cluster_reading import ClusterReading, ShardReading
 from bot.config import Target
 from bot.errors import RedisMemError, RedisUnavailable
-from bot.redisinfo.client import DEFAULT_TIMEOUT
+from bot.redisinfo.client import DEFAULT_TIMEOUT, connect, redis_errors
 from bot.redisinfo.cluster import discover, primaries
+from bot.redisinfo.info import ServerInfo, read_server_info
+from bot.redisinfo.multiscan import ScanNode, scan_nodes
 from bot.redisinfo.pacing import DEFAULT_BUDGET
-from bot.redisinfo.probe import LiveRedisProbe
+from bot.redisinfo.probe import LiveRedisProbe, snapshot_of
 from bot.redisinfo.snapshot import (
     KeySample,
     KeyspaceDb,
@@ -84,30 +92,25 @@ class ClusterProbe:
         if not nodes:
             raise RedisUnavailable(f"the cluster of {self.name} has no primary serving slots")
         summed = _SummedProgress(progress) if progress is not None else None
-
-        def read(node: tuple[Shard, str]) -> ShardReading:
-            report = summed.for_shard(node[0].name) if summed is not None else None
-            return self._read(*node, pattern=pattern, size=sample_size, full=full, report=report)
-
-        workers = min(self._parallel, len(nodes))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cluster-read") as pool:
-            readings = tuple(pool.map(read, nodes))
-        reading = ClusterReading(topology=topology, shards=readings)
+        if full:
+            readings = self._scan_all(nodes, pattern=pattern, summed=summed)
+        else:
+            readings = self._in_parallel(
+                lambda node: self._read(*node, pattern=pattern, size=sample_size), nodes
+            )
+        reading = ClusterReading(topology=topology, shards=tuple(readings))
         if not reading.readable:
             raise RedisUnavailable(_unreadable(self.name, reading))
         return merge(self.name, reading)
 
-    def _read(
-        self,
-        shard: Shard,
-        url: str,
-        *,
-        pattern: str,
-        size: int,
-        full: bool,
-        report: ProgressFn | None,
-    ) -> ShardReading:
-        """One primary's snapshot, or its one-line error (the others still count)."""
+    def _in_parallel(self, read: Callable[[_Node], _T], nodes: Sequence[_Node]) -> list[_T]:
+        """``read`` of every node, at most ``parallel`` at once, in the nodes' order."""
+        workers = min(self._parallel, len(nodes))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cluster-read") as pool:
+            return list(pool.map(read, nodes))
+
+    def _read(self, shard: Shard, url: str, *, pattern: str, size: int) -> ShardReading:
+        """One primary's sampled snapshot, or its one-line error (the others still count)."""
         probe = LiveRedisProbe(
             name=subject(self.name, shard.name),
             url=url,
@@ -116,10 +119,81 @@ class ClusterProbe:
             clock=self._clock,
         )
         try:
-            snap = probe.snapshot(pattern=pattern, sample_size=size, full=full, progress=report)
+            snap = probe.snapshot(pattern=pattern, sample_size=size)
         except RedisMemError as err:
             return ShardReading(shard, error=err.message)
         return ShardReading(shard, snapshot=snap)
+
+    def _scan_all(
+        self, nodes: Sequence[_Node], *, pattern: str, summed: _SummedProgress | None
+    ) -> list[ShardReading]:
+        """Every primary's INFO at once (threads), then all their keys from one thread.
+
+        The full scans are multiplexed (``bot.redisinfo.multiscan``), not a thread each:
+        on a host with fewer cores than shards the threads' GIL contention cost the bot
+        half as much CPU again (docs/decisions/cluster.md).
+        """
+        opened = self._in_parallel(lambda node: self._open(*node), nodes)
+        ready = [o for o in opened if isinstance(o, _Opened)]
+        try:
+            scans = scan_nodes(
+                [o.scan_node(summed) for o in ready],
+                pattern=pattern,
+                budget=self._scan_budget,
+                timeout=self._timeout,
+            )
+        finally:
+            for o in ready:
+                o.client.close()
+        scanned = {o.shard.name: scan for o, scan in zip(ready, scans, strict=True)}
+        return [
+            o if isinstance(o, ShardReading) else o.reading(self.name, scanned[o.shard.name])
+            for o in opened
+        ]
+
+    def _open(self, shard: Shard, url: str) -> _Opened | ShardReading:
+        """A connected client of one primary and its INFO, or the shard's one-line error."""
+        taken_at = self._clock()
+        try:
+            client = connect(url, timeout=self._timeout)
+        except RedisMemError as err:
+            return ShardReading(shard, error=err.message)
+        try:
+            with redis_errors(url, timeout=self._timeout):
+                info = read_server_info(client)
+        except RedisMemError as err:
+            client.close()
+            return ShardReading(shard, error=err.message)
+        return _Opened(shard, url, client, info, taken_at)
+
+
+_Node = tuple[Shard, str]  # a primary: its shard and its URL
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class _Opened:
+    """A primary ready for its full scan: connected, its INFO read at ``taken_at``."""
+
+    shard: Shard
+    url: str
+    client: redis.Redis
+    info: ServerInfo
+    taken_at: datetime
+
+    def scan_node(self, summed: _SummedProgress | None) -> ScanNode:
+        """What the multiplexed scan needs of this primary."""
+        report = summed.for_shard(self.shard.name) if summed is not None else None
+        return ScanNode(self.url, self.client, self.info.dbsize, self.info.lfu, report)
+
+    def reading(self, cluster: str, scanned: KeySample | RedisUnavailable) -> ShardReading:
+        """The shard's reading once its keys are scanned (or the scan failed)."""
+        if isinstance(scanned, RedisUnavailable):
+            return ShardReading(self.shard, error=scanned.message)
+        name = subject(cluster, self.shard.name)
+        snap = snapshot_of(name, self.client, taken_at=self.taken_at, info=self.info,
+                           sample=scanned)  # fmt: skip
+        return ShardReading(self.shard, snapshot=snap)
 
 
 def _unreadable(name: str, reading: ClusterReading) -> str:
