@@ -1,98 +1,89 @@
-"""An experiment, not the bot's code: one thread driving every shard's full scan.
+"""The cluster's full scan from one thread (the bot's) against a thread per shard (before).
 
-    .venv/bin/python bench/cluster_mux.py [--keys 150000] [--runs 2]
+    .venv/bin/python bench/cluster_mux.py [--keys 150000] [--runs 3]
 
-``bench/cluster_scan.py`` measures the bot's cluster scan: one thread per shard, each
-running the standalone scan (``bot.redisinfo.fullscan``), and on these 2-core machines it
-misses the issue's 1.5x (docs/decisions/cluster.md). This prototype shows what the
-alternative named there would buy: one thread keeps one script call in flight on every
-shard's connection and takes the replies as ``select`` reports them, with no GIL shared
-between scan threads. It has no pacing (like ``REDIS_MEM_SCAN_BUDGET=1.0``), a fixed
-batch of ``COUNT`` keys, and no error recovery, so it is compared with the bot's scans
-at budget 1.0, each printed with the CPU the bot and the Redis processes spent.
+``ClusterProbe`` scans every primary from one thread that keeps a paced script call in
+flight on each (``bot.redisinfo.multiscan``). Until this change it ran the standalone
+scan (``LiveRedisProbe``) on a thread per primary; that design is rebuilt here from the
+same parts as the baseline. Both scan the same 3-primary cluster, in turn within each
+run (so a slow moment of the VM lands on both), at the default budget and at 1.0, and
+each line prints the wall time and the CPU the bot (this process) and the Redis
+processes spent; the ratio is the threads' time over the bot's (above 1: the bot's is
+faster).
 """
 
 from __future__ import annotations
 
 import argparse
-import select
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run alone: bot/ importable
 
-from bench.cluster_scan import fill_cluster, fill_server, redis_cpu  # noqa: E402
-from bot.config import Settings, Target  # noqa: E402
-from bot.redisinfo.client import connect  # noqa: E402
-from bot.redisinfo.fullscan import BATCH_SCRIPT, eval_script, unpack_reply  # noqa: E402
-from bot.redisproc import RedisServer  # noqa: E402
-from bot.redisproc_cluster import RedisClusterProcs  # noqa: E402
-from bot.wiring import probe_for  # noqa: E402
+from bench.cluster_scan import ScanFigures, fill_cluster, redis_cpu
+from bot.config import Target
+from bot.redisinfo.cluster import discover, primaries
+from bot.redisinfo.cluster_probe import ClusterProbe
+from bot.redisinfo.pacing import DEFAULT_BUDGET
+from bot.redisinfo.probe import LiveRedisProbe
+from bot.redisproc_cluster import RedisClusterProcs
 
-COUNT = 20  # about what the bot's pacer settles on for these keys (0.25 ms calls)
 PATTERN = "session:*"
 
 
-def multiplexed(urls: list[str]) -> int:
-    """Every key of every node at ``urls``, one call in flight on each; the keys measured."""
-    clients = [connect(url) for url in urls]
-    live: dict[int, Any] = {}
-    for client in clients:
-        eval_script(client.execute_command, BATCH_SCRIPT, (), 0, PATTERN, 1, "0")  # loaded
-        conn = client.connection_pool.get_connection()
-        conn.send_command("EVALSHA", BATCH_SCRIPT.sha, 0, 0, PATTERN, COUNT, "0")
-        live[conn._sock.fileno()] = conn
-    found = {}
-    while live:
-        ready, _, _ = select.select(list(live), [], [])
-        for fd in ready:
-            conn = live[fd]
-            reply = conn.read_response()
-            cursor = int(reply[0])
-            if cursor:
-                conn.send_command("EVALSHA", BATCH_SCRIPT.sha, 0, cursor, PATTERN, COUNT, "0")
-            else:
-                del live[fd]
-            found.update({stat.key: stat for stat in unpack_reply(reply, lfu=False)})
-    for client in clients:
-        client.close()
-    return len(found)
-
-
-def probe_scan(target: Target) -> int:
-    """The bot's own full scan at budget 1.0; the keys measured."""
-    probe = probe_for(Settings(scan_budget=1.0))(target)
+def multiplexed(target: Target, budget: float) -> int:
+    """The bot's full scan of the cluster; the keys measured."""
+    probe = ClusterProbe(target=target, scan_budget=budget)
     return len(probe.snapshot(pattern=PATTERN, sample_size=1000, full=True).sample.keys)
 
 
-def timed(label: str, scan: Callable[[], int], nodes: list[str]) -> None:
-    """Run ``scan`` once; print its wall time, keys and both sides' CPU."""
+def threaded(target: Target, budget: float) -> int:
+    """The design it replaced: each primary's standalone full scan on a thread of its own."""
+    nodes = primaries(target, discover(target, timeout=5.0))
+
+    def scan(url: str) -> int:
+        probe = LiveRedisProbe(name="shard", url=url, scan_budget=budget)
+        return len(probe.snapshot(pattern=PATTERN, sample_size=1000, full=True).sample.keys)
+
+    with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+        return sum(pool.map(scan, [url for _, url in nodes]))
+
+
+def timed(scan: Callable[[], int], nodes: list[str]) -> ScanFigures:
+    """Run ``scan`` once: its keys, wall time and both sides' CPU."""
     redis_before, cpu, began = redis_cpu(nodes), time.process_time(), time.perf_counter()
     keys = scan()
-    wall = time.perf_counter() - began
-    print(f"{label:28} {wall:5.2f} s  bot {time.process_time() - cpu:4.2f} CPU-s"
-          f"  Redis {redis_cpu(nodes) - redis_before:4.2f} CPU-s  {keys} keys")  # fmt: skip
+    seconds = time.perf_counter() - began
+    return ScanFigures(keys, seconds, time.process_time() - cpu, redis_cpu(nodes) - redis_before)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=150_000)
-    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    with RedisClusterProcs() as cluster, RedisServer() as server:
+    print(f"full scan of a 3-primary cluster, {args.keys} session keys, best of {args.runs}:")
+    with RedisClusterProcs() as cluster:
         fill_cluster(cluster, args.keys)
-        fill_server(server, args.keys)
-        single = Target(name="single", redis_url=server.url)
-        sharded = Target(name="sessions", mode="cluster", seeds=tuple(cluster.seed_urls[:1]))
-        for _ in range(args.runs):
-            timed("one server, the bot's scan", lambda: probe_scan(single), [server.url])
-            timed("one server, multiplexed", lambda: multiplexed([server.url]), [server.url])
-            timed("cluster, the bot's threads", lambda: probe_scan(sharded), cluster.seed_urls)
-            timed("cluster, multiplexed", lambda: multiplexed(cluster.seed_urls), cluster.seed_urls)
+        target = Target(name="sessions", mode="cluster", seeds=tuple(cluster.seed_urls[:1]))
+        for budget in (DEFAULT_BUDGET, 1.0):
+            pairs = [
+                (
+                    timed(lambda b=budget: threaded(target, b), cluster.seed_urls),
+                    timed(lambda b=budget: multiplexed(target, b), cluster.seed_urls),
+                )
+                for _ in range(args.runs)
+            ]
+            before = min((p[0] for p in pairs), key=lambda f: f.seconds)
+            after = min((p[1] for p in pairs), key=lambda f: f.seconds)
+            print(f"  budget {budget:g}: baseline a thread per shard {before.seconds:5.2f} s;"
+                  f" the bot's one thread {after.seconds:5.2f} s"
+                  f" = {before.seconds / after.seconds:.2f}x ({after.keys} keys)")  # fmt: skip
+            for name, run in (("threads", before), ("one thread", after)):
+                print(f"    {name}: bot {run.bot_cpu:.2f} CPU-s, Redis {run.redis_cpu:.2f} CPU-s")
 
 
 if __name__ == "__main__":
