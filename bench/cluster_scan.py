@@ -5,8 +5,9 @@
 Run alone, or as the last part of ``bench/fleet.py``. The same session keys are written once into a
 real 3-primary Redis Cluster (``bot.redisproc_cluster``) and once into a single
 redis-server; each is then fully scanned the way ``/redis-mem diagnose --full`` does
-(``bot.wiring.probe_for``: a ``ClusterProbe`` scans the shards in parallel, each on its own
-redis-server process). Both are measured at the default ``REDIS_MEM_SCAN_BUDGET`` (0.5:
+(``bot.wiring.probe_for``: a ``ClusterProbe`` scans the shards in parallel from one
+thread, ``bot.redisinfo.multiscan``, each on its own redis-server process). Both are
+measured at the default ``REDIS_MEM_SCAN_BUDGET`` (0.5:
 each Redis may spend half of its own core on the scan, so three shards may spend three
 halves), which is what a user's ``--full`` gets, and again at 1.0 (as fast as Redis
 allows), where the bot's own Python (one interpreter parsing every key's reply) is the
