@@ -155,7 +155,8 @@ class _Run:
     ) -> None:
         self.node = node
         self.selector = selector
-        self.watched: int | None = None  # the socket registered with the selector
+        self.watched: int | None = None  # the number registered with the selector
+        self._watched_sock: object = None  # and the socket it was then
         self.pattern = pattern
         self.timeout = timeout  # for the call in flight, as the socket's own
         self.clock = clock
@@ -190,18 +191,29 @@ class _Run:
         return self._scan is not None and self._scan.in_flight
 
     def watch(self) -> None:
-        """Have the selector report this run's socket (again, if redis-py reconnected)."""
-        fd = int(self.conn._sock.fileno())  # redis-py keeps it private; it is connected
-        if fd != self.watched:
+        """Have the selector report this run's socket (again, if redis-py reconnected).
+
+        Compared by object, not by number: redis-py drops the connection on LOADING and
+        the next call reconnects, often on the same descriptor number, and epoll forgets
+        a closed socket on its own, so a number alone would leave the new one unwatched.
+        """
+        sock = self.conn._sock  # redis-py keeps it private; send_command connected it
+        if sock is not self._watched_sock:
             self.unwatch()
-            self.selector.register(fd, selectors.EVENT_READ, self)
-            self.watched = fd
+            self.selector.register(sock.fileno(), selectors.EVENT_READ, self)
+            self._watched_sock, self.watched = sock, sock.fileno()
+
+    def unwatch_if_dropped(self) -> None:
+        """Unwatch a socket redis-py has closed (LOADING drops the connection) before
+        another run's reconnect can be handed the same descriptor number."""
+        if self.watched is not None and self.conn._sock is not self._watched_sock:
+            self.unwatch()
 
     def unwatch(self) -> None:
         """Stop reporting this run's socket (its scan ended, failed or fell back)."""
         if self.watched is not None:
-            self.selector.unregister(self.watched)
-            self.watched = None
+            self.selector.unregister(self.watched)  # a closed socket's number is fine
+            self._watched_sock, self.watched = None, None
 
     def step(self, action: Callable[[], None]) -> None:
         """Run one step; a Redis error fails this node only (one line naming it)."""
@@ -228,13 +240,15 @@ class _Run:
         try:
             reply = self.scan.receive()
         except (BusyLoadingError, ResponseError) as err:
+            self.unwatch_if_dropped()
             self._refused(err)
             return
         self.method = "scan+lua"
         self.scanned += self.scan.count
         more = self.scan.take(reply)
         if more:
-            pause = self.pacer.pause(ping=self.scan.ping)
+            pause = self.pacer.pause(ping=self.scan.ping)  # a LOADING PING drops it too
+            self.unwatch_if_dropped()
             if pause <= 0:  # Redis runs batch n+1 while batch n is unpacked
                 self.send()
             else:
@@ -271,6 +285,7 @@ class _Run:
     def fail(self, err: RedisError) -> None:
         """This node's scan ends with ``err``, said in one line naming the node."""
         self.error = RedisUnavailable(describe_error(err, url=self.node.url, timeout=self.timeout))
+        self.unwatch()  # now: redis-py may have closed the socket, its number reused at once
 
     def release(self) -> None:
         """Give the connection back; one left with a reply pending is closed first."""
