@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 
 from bot.clikit import EXIT_CRITICAL, EXIT_OK, print_json, record_cli, warn
-from bot.config import Settings, Target, load_targets, pick_target
+from bot.config import Settings, Target
 from bot.diagnosis.model import Diagnosis, Severity
 from bot.errors import RedisMemError
 from bot.presenters.terminal import stdout_console
+from bot.targets_file import load_targets, pick_target
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

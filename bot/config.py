@@ -1,20 +1,18 @@
 """Settings (environment, read once at start-up) and the targets the bot watches.
 
-Nothing here runs at import: call ``Settings()`` and ``load_targets()`` from the
-composition root (``bot.wiring``) or a CLI command.
+Nothing here runs at import: call ``Settings()`` and ``bot.targets_file.load_targets()``
+from the composition root (``bot.wiring``) or a CLI command.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import stat
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -28,7 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from bot.datadir import default_database_url
-from bot.errors import ConfigError, TargetNotFound, UsageError
+from bot.errors import ConfigError, UsageError
 from bot.labels import check_labels
 from bot.limits import echo
 from bot.units import MAX_DURATION_SECONDS, format_duration, parse_duration
@@ -518,173 +516,3 @@ def first_error(err: ValidationError) -> str:
         return f"{where}: {TARGET_NAME_RULE}"
     message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
     return f"{where}: {message}"
-
-
-def load_targets(settings: Settings) -> dict[str, Target]:
-    """The targets by name: the targets file when set, else one ``default`` from REDIS_URL."""
-    if settings.targets_file is None:
-        target = Target(
-            name=DEFAULT_TARGET_NAME,
-            redis_url=settings.redis_url,
-            session_pattern=settings.session_pattern,
-        )
-        return {target.name: target}
-    return _read_targets_file(settings.targets_file, settings.session_pattern)
-
-
-MAX_CONFIG_BYTES = 1024 * 1024
-_READ_CHUNK = 64 * 1024
-
-
-def read_yaml(path: Path, *, what: str) -> Any:
-    """The YAML document in ``path``; one ConfigError line naming ``what`` file it is.
-
-    Every configuration file is read here, through ``read_config_text``.
-    """
-    text = read_config_text(path, what=what)
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{what} {path} is not valid YAML: {err}".splitlines()[0]) from None
-    # PyYAML's constructors raise ValueError for an impossible date (2001-99-99) or an
-    # integer of over 4,300 digits, and its composer recurses once per nesting level.
-    # Neither message is shown: int()'s would echo the value, which may be a secret.
-    except ValueError:
-        raise ConfigError(
-            f"{what} {path} is not valid YAML: a value cannot be converted "
-            "(an impossible date or time, or a number too long)"
-        ) from None
-    except RecursionError:
-        raise ConfigError(f"{what} {path} is not valid YAML: nested too deeply") from None
-
-
-def read_config_text(path: Path, *, what: str) -> str:
-    """The UTF-8 text of the regular file ``path`` of at most MAX_CONFIG_BYTES, else ConfigError.
-
-    /dev/zero would fill memory, a FIFO would block start-up for ever, and a file that
-    grows (or a /proc file, whose size says 0) would defeat a size check made before
-    the read: so a regular file only, checked before opening (opening a device may
-    have effects) and again on the open descriptor (the path may be swapped in
-    between), opened non-blocking, and never more than the cap read.
-    """
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            raise ConfigError(f"{what} {path} is not a regular file")
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise ConfigError(f"{what} {path} is not a regular file")
-            data = _read_at_most(fd, MAX_CONFIG_BYTES + 1)
-        finally:
-            os.close(fd)
-    except OSError as err:
-        raise ConfigError(f"cannot read {what} {path}: {err.strerror}") from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{what} {path} is larger than {MAX_CONFIG_BYTES // 1024} KB")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{what} {path} is not UTF-8 text") from None
-
-
-def _read_at_most(fd: int, limit: int) -> bytes:
-    """Up to ``limit`` bytes from ``fd``: fewer only at end of file."""
-    data = bytearray()
-    while len(data) < limit:
-        chunk = os.read(fd, min(_READ_CHUNK, limit - len(data)))
-        if not chunk:
-            break
-        data += chunk
-    return bytes(data)
-
-
-def _read_targets_file(path: Path, default_pattern: str) -> dict[str, Target]:
-    raw = read_yaml(path, what="targets file")
-    entries = raw.get("targets") if isinstance(raw, dict) else raw
-    if not isinstance(entries, list) or not entries:
-        raise ConfigError(f"targets file {path}: expected a non-empty list under 'targets'")
-    routes = _read_routes(path, raw)
-    targets: dict[str, Target] = {}
-    for index, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise ConfigError(f"targets file {path}: entry {index + 1} is not a mapping")
-        entry.setdefault("session_pattern", default_pattern)
-        try:
-            target = Target.model_validate(entry)
-        except ValidationError as err:
-            raise ConfigError(
-                f"targets file {path}: entry {index + 1}: {first_error(err)}"
-            ) from None
-        if target.name in targets:
-            raise ConfigError(f"targets file {path}: duplicate target name {target.name!r}")
-        targets[target.name] = routed(target, routes)
-    return targets
-
-
-class Route(BaseModel):
-    """``- match: {team: payments}`` / ``channel: C0PAYMENTS``: where alerts of the
-    targets that carry every label of ``match`` go, unless a target names its own channel."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    match: dict[str, str]
-    channel: str
-
-    @field_validator("match", mode="before")
-    @classmethod
-    def _match(cls, value: Any) -> dict[str, str]:
-        labels = check_labels(value)
-        if not labels:
-            raise ValueError("must name at least one label, e.g. {team: payments}")
-        return labels
-
-    @field_validator("channel", mode="before")
-    @classmethod
-    def _channel(cls, value: Any) -> str:
-        channel = slack_channel(value) if isinstance(value, str) else None
-        if channel is None:
-            raise ValueError("must be a Slack channel id (C0123ABCD) or name (#ops)")
-        return channel
-
-    def matches(self, labels: dict[str, str]) -> bool:
-        """Every label of ``match`` is on the target with the same value."""
-        return all(labels.get(key) == value for key, value in self.match.items())
-
-
-def _read_routes(path: Path, raw: Any) -> list[Route]:
-    """The targets file's top-level ``routes:`` (none: an empty list); ConfigError line."""
-    entries = raw.get("routes") if isinstance(raw, dict) else None
-    if entries is None:
-        return []
-    if not isinstance(entries, list):
-        raise ConfigError(f"targets file {path}: 'routes' must be a list of match/channel")
-    routes = []
-    for index, entry in enumerate(entries):
-        try:
-            routes.append(Route.model_validate(entry))
-        except ValidationError as err:
-            raise ConfigError(
-                f"targets file {path}: route {index + 1}: {first_error(err)}"
-            ) from None
-    return routes
-
-
-def routed(target: Target, routes: list[Route]) -> Target:
-    """The target with the first matching route's channel, if it has none of its own."""
-    if target.channel is not None:
-        return target
-    for route in routes:
-        if route.matches(target.labels):
-            return target.model_copy(update={"channel": route.channel})
-    return target
-
-
-def pick_target(targets: dict[str, Target], name: str | None) -> Target:
-    """The named target, or the first one when no name is given."""
-    if name is None:
-        return next(iter(targets.values()))
-    try:
-        return targets[name]
-    except KeyError:
-        known = ", ".join(sorted(targets))
-        raise TargetNotFound(f"unknown target {name!r} (known: {known})") from None

@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from bot.clock import utc_now
-from bot.config import DEFAULT_TARGET_NAME, Settings, Target, first_error, load_targets
+from bot.config import DEFAULT_TARGET_NAME, Settings, Target, first_error
 from bot.errors import UsageError
+from bot.targets_file import load_targets
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

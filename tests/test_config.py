@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Settings, Target, load_targets, pick_target, redact_url
+from bot.config import Settings, Target, redact_url
 from bot.errors import ConfigError, TargetNotFound
+from bot.targets_file import load_targets, pick_target
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import MAX_CONFIG_BYTES, Settings, load_targets
+from bot.config import Settings
+from bot.config_files import MAX_CONFIG_BYTES
 from bot.errors import ConfigError
 from bot.health.rulesfile import load_rules
+from bot.targets_file import load_targets
 from tests.clirun import run_cli
 
 TARGETS = "targets: [{name: prod, redis_url: 'redis://127.0.0.1:1/0'}]\n"

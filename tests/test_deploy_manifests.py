@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.config import Settings, Target, load_targets
+from bot.config import Settings, Target
+from bot.targets_file import load_targets
 from tests.kustomize_render import OVERLAYS, ROOT, Doc, only, render
 
 NAMESPACE = "langgraph-agent"

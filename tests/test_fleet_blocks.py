@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Settings, Target, load_targets
+from bot.config import Settings, Target
 from bot.diagnosis.model import Severity
 from bot.errors import ConfigError, UsageError
 from bot.slack.blocks.common import MAX_BLOCKS, SECTION_TEXT_MAX
 from bot.slack.blocks.report import report_message
 from bot.slack.blocks.status import NOT_OK_CHARS, TargetStatus, status_message
 from bot.slack.fleet_filter import parse_filter, select_targets
+from bot.targets_file import load_targets
 from tests.report_support import make_report
 from tests.test_slack_blocks import make_diagnosis, serialised
 

@@ -19,12 +19,13 @@ import redis
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
-from bot.config import Settings, Target, load_targets
+from bot.config import Settings, Target
 from bot.redisinfo.pool import ClientPool
 from bot.redisinfo.probe import LiveRedisProbe
 from bot.redisinfo.snapshot import RedisProbe
 from bot.services.diagnose import DiagnosisService
 from bot.slack.metrics import BotMetrics
+from bot.targets_file import load_targets
 from bot.web import create_web_app
 from tests.asgiserver import ThreadedServer
 from tests.conftest import RedisFactory

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Settings, Target, load_targets
+from bot.config import Settings, Target
 from bot.errors import ConfigError
 from bot.redisinfo.sentinel import node_url, target_url
+from bot.targets_file import load_targets
 
 SENTINEL_ENTRY = """targets:
   - name: prod

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bot.config import read_yaml
+from bot.config_files import read_yaml
 from bot.diagnosis.model import Severity
 from bot.errors import ConfigError, UsageError
 from bot.health.rules import RULES_BY_ID, ConfiguredRule, RuleBook, RuleConfig

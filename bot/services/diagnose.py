@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bot.config import Target, Thresholds, pick_target
+from bot.config import Target, Thresholds
 from bot.diagnosis.drift import PersistedConf
 from bot.diagnosis.engine import diagnose
 from bot.diagnosis.model import Diagnosis
 from bot.redisinfo.snapshot import ProgressFn, RedisProbe
 from bot.remediation.persisted import PersistedConfig, configmap_where, has_kube_coordinates
 from bot.services.singleflight import SingleFlight
+from bot.targets_file import pick_target
 
 # Builds the adapter for one target; the composition root passes the real one in.
 ProbeFactory = Callable[[Target], RedisProbe]
