@@ -34,8 +34,9 @@ def owner(target: Target, key: str) -> tuple[Shard, str]:
     )
 
 
-def fill(url: str, ratio: float) -> None:
-    """Write ``session:{hot}:N`` keys on the primary at ``url`` until used/max > ``ratio``."""
+def fill(url: str, ratio: float, *, prefix: str = HOT) -> None:
+    """Write ``session:{hot}:N`` keys (or ``prefix``'s, whose hash tag that primary
+    serves) on the primary at ``url`` until used/max > ``ratio``."""
     client = redis.Redis.from_url(url)
     n = 0
     while True:
@@ -44,7 +45,7 @@ def fill(url: str, ratio: float) -> None:
             break
         with client.pipeline(transaction=False) as pipe:
             for _ in range(50):
-                pipe.set(f"{HOT}{n}", b"s" * 900)
+                pipe.set(f"{prefix}{n}", b"s" * 900)
                 n += 1
             pipe.execute()
     client.close()

@@ -179,6 +179,25 @@ def test_a_full_shard_fires_for_that_shard_alone(rig: Rig) -> None:
     assert entry.target == hot_subject
 
 
+def test_two_shards_firing_in_one_round_take_one_diagnosis(rig: Rig) -> None:
+    hot, hot_url = owner(rig.target, f"{HOT}0")
+    prefix = next(
+        p for p in (f"session:{{t{n}}}:" for n in range(100)) if owner(rig.target, p)[0] != hot
+    )
+    other, other_url = owner(rig.target, prefix)
+    fill(hot_url, 0.85)
+    fill(other_url, 0.85, prefix=prefix)
+    rig.round(0)
+    rig.round(1)
+    fired = sorted(rig.notifier.of(EventKind.FIRED))
+    assert fired == sorted(
+        (subject("sessions", shard.name), "memory-warning") for shard in (hot, other)
+    )
+    # Both alerts carry the cluster's diagnosis, read once for the round.
+    assert rig.diagnosed == ["sessions"]
+    assert all(a.diagnosis is not None for a in rig.store.open_alerts())
+
+
 def test_a_restart_keeps_a_shards_pending_timer(rig: Rig) -> None:
     hot, url = owner(rig.target, f"{HOT}0")
     fill(url, 0.85)

@@ -13,6 +13,7 @@ Ordering rules (docs/decisions/health-checks.md):
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -37,7 +38,7 @@ from bot.health.checks import (
 )
 from bot.health.clicks import AlertClicks
 from bot.health.engine import Outcome, evaluate
-from bot.health.model import Alert, EventKind, RuleState, RuleStatus, Sample
+from bot.health.model import Alert, AlertDiagnosis, EventKind, RuleState, RuleStatus, Sample
 from bot.health.ports import (
     CheckObserver,
     Diagnoser,
@@ -208,11 +209,15 @@ class HealthService(AlertClicks):
         read = self.read_samples(target, now)
         if opened is None:
             opened = self._read_open(target)
-        checks = [self._check(target, sample, now, opened) for sample in read.samples]
+        # Every subject's alert is diagnosed on its target: two shards firing in one round
+        # share one diagnosis of the cluster.
+        diagnose = self._diagnose_once(target)
+        checks = [self._check(target, s, now, opened, diagnose) for s in read.samples]
         # A subject the cluster no longer has must not keep its alert firing for ever.
         # (Copies: the other targets' workers add keys to these dicts meanwhile.)
         for name in vanished(target.name, read, dict(self._states), opened or {}):
-            checks.append(self._check(target, gone_sample(name, now), now, opened, gone=True))
+            gone = gone_sample(name, now)
+            checks.append(self._check(target, gone, now, opened, diagnose, gone=True))
         if read.complete:
             seen = {sample.target for sample in read.samples}
             for name in [n for n in list(self._history) if parent(n) == target.name]:
@@ -231,6 +236,7 @@ class HealthService(AlertClicks):
         sample: Sample,
         now: datetime,
         opened: Opened | None,
+        diagnose: Callable[[], AlertDiagnosis] | None,
         *,
         gone: bool = False,
     ) -> TargetCheck:
@@ -243,7 +249,7 @@ class HealthService(AlertClicks):
         try:
             alerts = opened.get(name, []) if opened is not None else self._store.open_alerts(name)
             by_group = {a.group: a for a in alerts}
-            plan = self._diagnosed(target, self._plan(target, name, outcomes, by_group, now))
+            plan = _diagnosed(self._plan(target, name, outcomes, by_group, now), diagnose)
             plan = gone_plan(plan, now) if gone else plan
             states = _state_writes(old, outcomes)
             self._store.record(Evaluation(name, sample, states, plan.changes, plan.events))
@@ -292,22 +298,12 @@ class HealthService(AlertClicks):
             new_id=lambda: uuid.uuid4().hex,
         )
 
-    def _diagnosed(self, target: Target, plan: AlertPlan) -> AlertPlan:
-        """Attach a fresh diagnosis to alerts that fired or escalated (before they are posted)."""
-        news = {e.alert_id for e in plan.events if e.kind in (EventKind.FIRED, EventKind.ESCALATED)}
-        wanted = [
-            c
-            for c in plan.changes
-            if c.alert.id in news and c.alert.group not in NO_DIAGNOSIS_GROUPS
-        ]
-        if self._diagnoser is None or not wanted:
-            return plan
-        diagnosis = self._diagnoser(target.name)
-        changes = tuple(
-            replace(c, alert=replace(c.alert, diagnosis=diagnosis)) if c in wanted else c
-            for c in plan.changes
-        )
-        return replace(plan, changes=changes)
+    def _diagnose_once(self, target: Target) -> Callable[[], AlertDiagnosis] | None:
+        """The target's diagnosis, made on first use and kept for the rest of its check."""
+        diagnoser = self._diagnoser
+        if diagnoser is None:
+            return None
+        return functools.cache(lambda: diagnoser(target.name))
 
     def _remember(self, sample: Sample) -> list[Sample]:
         """Append to the target's in-memory history (trimmed to what rules read)."""
@@ -412,3 +408,19 @@ __all__ = [
     "check_outcome",
     "worst_outcome",
 ]
+
+
+def _diagnosed(plan: AlertPlan, diagnose: Callable[[], AlertDiagnosis] | None) -> AlertPlan:
+    """Attach a fresh diagnosis to alerts that fired or escalated (before they are posted)."""
+    news = {e.alert_id for e in plan.events if e.kind in (EventKind.FIRED, EventKind.ESCALATED)}
+    wanted = [
+        c for c in plan.changes if c.alert.id in news and c.alert.group not in NO_DIAGNOSIS_GROUPS
+    ]
+    if diagnose is None or not wanted:
+        return plan
+    diagnosis = diagnose()
+    changes = tuple(
+        replace(c, alert=replace(c.alert, diagnosis=diagnosis)) if c in wanted else c
+        for c in plan.changes
+    )
+    return replace(plan, changes=changes)
