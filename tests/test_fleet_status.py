@@ -38,8 +38,9 @@ from tests.slackcheck import rebuilt
 from tests.test_health_service import Rig
 from tests.test_slack_http import SECRET, Bot, ListSink, ack_text
 
-TIMEOUT = 2.0  # the per-target timeout (REDIS_MEM_CHECK_TIMEOUT); the 75 healthy targets must
-# be diagnosed within it + 1 s while the whole suite loads both cores
+TIMEOUT = 3.0  # the per-target timeout (REDIS_MEM_CHECK_TIMEOUT); the 75 healthy targets must
+# be diagnosed within it while the whole suite loads both cores (at 2 s, 5 of them missed it
+# once, with a second suite running beside CI's)
 DBS = 25
 GROUPS = [
     ("edge", "env: prod, team: edge"),
