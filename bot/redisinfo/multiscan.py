@@ -4,9 +4,10 @@ Each node runs the standalone scan's steps (``fullscan.ScriptedScan``: one scrip
 flight on a held connection, paced by its own ``ScanPacer`` against its own core). One
 thread sends every node's next call when its pacer allows and takes the replies as they
 arrive (a selector over the sockets), so the nodes' Redis processes work in parallel
-while the bot spends one interpreter's time on the replies. Threads, one per node, did
-the same work with 48% more of the bot's CPU (they contend for the GIL on every reply)
-and missed the cluster's speed goal on two cores: docs/decisions/cluster.md.
+while the bot spends one interpreter's time on the replies. A thread per node did the
+same work with a third more of the bot's CPU (the threads contend for the GIL at every
+reply; ``bench/cluster_mux.py`` runs both), and docs/decisions/cluster.md says why
+neither reaches the issue's 1.5x on two cores.
 
 Nothing here sleeps while another node could go on: a pacer's pause is a time before
 which that node's next call is not sent, and LOADING/BUSY is waited out the same way.
