@@ -109,13 +109,17 @@ def test_peak_minimum_evictions_and_keys_are_what_the_test_did(rig: Rig) -> None
     rig.client.delete(*[f"session:{i}" for i in range(300)])  # a clean-up: keys go down
     set_ratio(rig.server, 0.6)
     rig.rounds(3)
+    # What the last round read: Redis frees idle clients' buffers on its own cron (the
+    # writes' pipelines), so used_memory may have drifted a little below 0.6 since.
+    last_ratio = rig.info("used_memory") / rig.info("maxmemory")
 
     report = rig.report()
     assert report.samples == 18
     assert report.resolution is Resolution.RAW
     assert report.memory.peak_ratio == pytest.approx(0.85, abs=0.01)
     assert report.memory.min_ratio == pytest.approx(0.5, abs=0.01)
-    assert report.memory.now_ratio == pytest.approx(0.6, abs=0.01)
+    assert report.memory.now_ratio == pytest.approx(last_ratio, abs=0.003)
+    assert last_ratio == pytest.approx(0.6, abs=0.03)
     assert report.evicted_keys == evicted
     assert report.keys.now == rig.client.dbsize()
     assert report.keys.change == rig.client.dbsize() - keys_at_start
