@@ -42,11 +42,11 @@ def nodes_of(
         return report
 
     try:
-        yield [
-            ScanNode(server.url, client, info.dbsize, info.lfu, progress(n))
-            for n, (server, client) in enumerate(zip(servers, clients, strict=True))
-            for info in [read_server_info(client)]
-        ]
+        nodes = []
+        for n, (server, client) in enumerate(zip(servers, clients, strict=True)):
+            info = read_server_info(client)
+            nodes.append(ScanNode(server.url, client, info.dbsize, info.lfu, progress(n)))
+        yield nodes
     finally:
         for client in clients:
             client.close()

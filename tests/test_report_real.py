@@ -109,8 +109,9 @@ def test_peak_minimum_evictions_and_keys_are_what_the_test_did(rig: Rig) -> None
     rig.client.delete(*[f"session:{i}" for i in range(300)])  # a clean-up: keys go down
     set_ratio(rig.server, 0.6)
     rig.rounds(3)
-    # What the last round read: Redis frees idle clients' buffers on its own cron (the
-    # writes' pipelines), so used_memory may have drifted a little below 0.6 since.
+    # What the last round read: used_memory drifts a little between set_ratio and the
+    # rounds (0.588 once under load; Redis trims idle clients' buffers, for one), so the
+    # report is held to what Redis says now, and that to the 0.6 set.
     last_ratio = rig.info("used_memory") / rig.info("maxmemory")
 
     report = rig.report()

@@ -286,7 +286,8 @@ class ScriptedScan:
 
     def ping(self) -> None:
         """PING on the held connection, with nothing in flight (the pacer's probe)."""
-        _ping(self.conn)
+        self.conn.send_command("PING")
+        self.conn.read_response()
 
     @staticmethod
     def refusal(err: BusyLoadingError | ResponseError) -> Refusal:
@@ -296,12 +297,6 @@ class ScriptedScan:
         if isinstance(err, ResponseError) and scripting_refused(err):
             return Refusal.FALLBACK
         return Refusal.RETRY if redis_busy(err) else Refusal.FATAL
-
-
-def _ping(conn: Any) -> None:
-    """PING on a held connection with nothing else in flight (a latency probe)."""
-    conn.send_command("PING")
-    conn.read_response()
 
 
 def unpack_reply(reply: list[Any], *, lfu: bool) -> list[KeyStat]:
