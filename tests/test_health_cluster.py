@@ -40,6 +40,8 @@ from bot.presenters.health import event_line, render_check
 from bot.redisinfo.cluster import discover
 from bot.redisinfo.sampler import LiveSampleSource
 from bot.redisproc_cluster import RedisClusterProcs
+from bot.reports.service import ReportService
+from bot.reports.store import SqlReportSource
 from bot.shards import subject
 from bot.slack.blocks.alert import alert_message, button_blocks
 from tests.cluster_health_support import HOT, SMALL, cluster_target, fill, owner
@@ -196,6 +198,26 @@ def test_two_shards_firing_in_one_round_take_one_diagnosis(rig: Rig) -> None:
     # Both alerts carry the cluster's diagnosis, read once for the round.
     assert rig.diagnosed == ["sessions"]
     assert all(a.diagnosis is not None for a in rig.store.open_alerts())
+
+
+def test_a_shards_alert_counts_in_its_clusters_report(rig: Rig) -> None:
+    hot, url = owner(rig.target, f"{HOT}0")
+    fill(url, 0.85)
+    rig.round(0)
+    rig.round(1)
+    reports = ReportService(
+        targets={rig.target.name: rig.target},
+        source=SqlReportSource(rig.engine, raw_retention=timedelta(days=2), clock=lambda: at(2)),
+        live=None,
+        clock=lambda: at(2),
+    )
+    [report] = reports.build(window=timedelta(hours=1), target="sessions").targets
+    reports.close()
+    # The alert is the shard's (sessions/0-5460); the report is the cluster's.
+    assert report.alerts.fired == {"memory-warning": 1}
+    [opened] = report.alerts.open
+    assert opened.target == subject("sessions", hot.name)
+    assert report.samples == 2
 
 
 def test_a_restart_keeps_a_shards_pending_timer(rig: Rig) -> None:

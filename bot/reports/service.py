@@ -20,6 +20,7 @@ from bot.limits import echo
 from bot.reports.figures import target_report, worst_first
 from bot.reports.model import DEFAULT_WINDOW, LiveView, Report, Series
 from bot.reports.ports import LiveSource, ReportSource
+from bot.shards import parent
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class ReportService:
         reports = [
             target_report(
                 series=stored.get(name) or Series(target=name, points=()),
-                alerts=[a for a in alerts if a.target == name],
+                alerts=[a for a in alerts if parent(a.target) == name],  # its shards' too
                 fixes=[f for f in fixes if f.target == name],
                 live=live.get(name),
                 since=since,
