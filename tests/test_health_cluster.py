@@ -76,6 +76,7 @@ class Rig:
     rules: RuleBook = RULES
     notifier: Recorder = field(default_factory=Recorder)
     diagnosed: list[str] = field(default_factory=list)
+    shard_reads: int = 16  # primaries the sample source reads at once
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     services: list[HealthService] = field(default_factory=list)
     minute: float = 0
@@ -100,7 +101,7 @@ class Rig:
         """A new service over the same database (what a restarted ``serve`` builds)."""
         self.service = HealthService(
             targets={self.target.name: self.target},
-            source=LiveSampleSource(timeout=2.0),
+            source=LiveSampleSource(timeout=2.0, parallel=self.shard_reads),
             store=self.store,
             rules=self.rules,
             audit=self.audit,
@@ -283,6 +284,27 @@ def test_a_hung_primary_costs_its_shard_within_the_timeout(
     assert not checks[hung].sample.reachable
     assert "no answer" in (checks[hung].sample.error or "")
     assert all(c.sample.reachable for n, c in checks.items() if n != hung)
+
+
+def test_primaries_still_queued_at_the_deadline_are_down_not_a_crash(
+    db_engine: Engine,  # noqa: F811
+    cluster: RedisClusterProcs,
+) -> None:
+    # One primary read at a time, the first one hung: the others are never asked.
+    rig = Rig(engine=db_engine, target=cluster_target(cluster), shard_reads=1)
+    first = discover(rig.target, timeout=2).shards[0]
+    [node] = [n for n in cluster.nodes if n.address == first.primary]
+    try:
+        with node.paused():
+            checks = by_name(rig.round(0))
+    finally:
+        rig.close()
+    queued = [
+        c for n, c in checks.items() if n not in ("sessions", subject("sessions", first.name))
+    ]
+    assert "no answer" in (checks[subject("sessions", first.name)].sample.error or "")
+    assert len(queued) == 2 and not any(c.sample.reachable for c in queued)
+    assert all("not read within the check's 2 s" in (c.sample.error or "") for c in queued)
 
 
 def test_no_seed_answering_is_store_down_of_the_cluster_in_one_line(

@@ -42,9 +42,11 @@ MAX_PARALLEL_SHARDS = 16  # a cluster's primaries read at once (threads of one c
 class LiveSampleSource:
     """``SampleSource`` over redis-py: INFO memory/stats/clients and DBSIZE."""
 
-    def __init__(self, *, timeout: float = 5.0) -> None:
-        """``timeout``: connect and read timeout of every check, in seconds."""
+    def __init__(self, *, timeout: float = 5.0, parallel: int = MAX_PARALLEL_SHARDS) -> None:
+        """``timeout``: connect and read timeout of every check, in seconds; ``parallel``:
+        a cluster's primaries read at once."""
         self._timeout = timeout
+        self._parallel = max(1, parallel)
         self._clients: dict[str, tuple[str, redis.Redis]] = {}
         self._lock = threading.Lock()
 
@@ -87,7 +89,7 @@ class LiveSampleSource:
         """Each primary's sample, read concurrently; one not read by ``deadline`` is down."""
         if not shards:
             return ()
-        workers = min(len(shards), MAX_PARALLEL_SHARDS)
+        workers = min(len(shards), self._parallel)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="redis-mem-shard")
         try:
             futures = [pool.submit(self._read_shard, name, s, url, at) for s, url in shards]
@@ -100,6 +102,12 @@ class LiveSampleSource:
         )
 
     def _outcome(self, future: Future[Sample], name: str, shard: Shard, at: datetime) -> Sample:
+        if future.cancelled():  # still queued at the deadline: the others' reads took it
+            late = (
+                f"{shard.primary} not read within the check's {self._timeout:g} s"
+                f" (primaries read {self._parallel} at a time, the others took it)"
+            )
+            return _down(name, at, late)
         if not future.done():
             late = f"no answer from {shard.primary} within the check's {self._timeout:g} s"
             return _down(name, at, late)
