@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socketserver
+import threading
 import time
 
 import pytest
@@ -98,3 +100,51 @@ def test_shards_replies_in_either_shape_and_subject_names() -> None:
     unserved = f"{SLOTS - 152} of {SLOTS} slots are served by no shard"
     assert Topology("ok", "s", (shard,)).problem == unserved
     assert parent(subject("sessions", shard.name)) == "sessions" and parent("prod") == "prod"
+
+
+class OddSeed:
+    """A TCP server speaking just enough RESP to be asked for a cluster: its CLUSTER
+    SHARDS reply has slots that are not numbers (a proxy or a fork answering oddly)."""
+
+    SHARDS = b"*1\r\n*4\r\n$5\r\nslots\r\n*2\r\n$1\r\nx\r\n$1\r\ny\r\n$5\r\nnodes\r\n*0\r\n"
+
+    def __init__(self) -> None:
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"redis://127.0.0.1:{self.server.server_address[1]}/0"
+
+    def _handler(self) -> type[socketserver.StreamRequestHandler]:
+        shards = self.SHARDS
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                while line := self.rfile.readline():
+                    words = [self._bulk() for _ in range(int(line[1:]))]
+                    if words[:2] == [b"CLUSTER", b"INFO"]:
+                        self.wfile.write(b"$18\r\ncluster_state:ok\r\n\r\n")
+                    elif words[:2] == [b"CLUSTER", b"SHARDS"]:
+                        self.wfile.write(shards)
+                    else:  # CLIENT SETINFO and the like
+                        self.wfile.write(b"+OK\r\n")
+
+            def _bulk(self) -> bytes:
+                size = int(self.rfile.readline()[1:])
+                return self.rfile.read(size + 2)[:size].upper()
+
+        return Handler
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_seed_answering_an_unreadable_shard_list_is_one_line() -> None:
+    seed = OddSeed()
+    try:
+        with pytest.raises(RedisUnavailable) as err:
+            discover(cluster_target([seed.url]), timeout=2)
+    finally:
+        seed.close()
+    assert "sent a CLUSTER SHARDS/NODES reply that cannot be read" in err.value.message
+    assert "\n" not in err.value.message

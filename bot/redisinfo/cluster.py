@@ -53,7 +53,7 @@ def _ask(url: str, *, timeout: float) -> Topology:
     try:
         with redis_errors(url, timeout=timeout):
             info = _command(client, "CLUSTER", "INFO")
-            shards = _shards(client)
+            shards = _readable(url, lambda: _shards(client))
     except RedisUnavailable as err:
         if "cluster support disabled" in err.message.lower():
             raise ConfigError(f"seed {where(url)} is not in cluster mode") from None
@@ -62,6 +62,17 @@ def _ask(url: str, *, timeout: float) -> Topology:
         client.close()
     state = _info_field(info, "cluster_state") or "unknown"
     return Topology(state=state, seed=where(url), shards=shards)
+
+
+def _readable(url: str, read: Callable[[], tuple[Shard, ...]]) -> tuple[Shard, ...]:
+    """``read()``, or one line when the seed's reply is not what Redis sends (a proxy, a
+    fork): int() of a slot that is not a number must not end the check in a traceback."""
+    try:
+        return read()
+    except (ValueError, TypeError, IndexError, AttributeError):
+        raise RedisUnavailable(
+            f"seed {where(url)} sent a CLUSTER SHARDS/NODES reply that cannot be read"
+        ) from None
 
 
 def _shards(client: redis.Redis) -> tuple[Shard, ...]:
@@ -80,7 +91,7 @@ def _command(client: redis.Redis, *args: str) -> Any:
 
 
 def from_shards(reply: Any) -> tuple[Shard, ...]:
-    """``CLUSTER SHARDS`` as shards (redis-py parses it into dicts; RESP2 pairs read too)."""
+    """``CLUSTER SHARDS`` as shards: RESP2's flat name/value pairs (``reply_map``)."""
     shards = []
     for entry in reply if isinstance(reply, list) else []:
         item = reply_map(entry)
@@ -117,8 +128,10 @@ def from_nodes(text: str) -> tuple[Shard, ...]:
 
 
 def _ordered(shards: Sequence[Shard]) -> tuple[Shard, ...]:
-    if len(shards) > MAX_SHARDS:
-        raise RedisUnavailable(f"the cluster has {len(shards)} shards; at most {MAX_SHARDS}")
+    if len(shards) > MAX_SHARDS:  # every seed would say the same: not worth asking the next
+        raise ConfigError(
+            f"the cluster has {len(shards)} shards; redis-mem reads at most {MAX_SHARDS}"
+        )
     return tuple(sorted(shards, key=lambda s: s.slots[0]))
 
 
@@ -138,9 +151,8 @@ def _address(node: Mapping[str, Any]) -> str:
 
 
 def _info_field(info: Any, field: str) -> str | None:
-    if isinstance(info, dict):
-        value = info.get(field)
-        return None if value is None else str(value)
+    """A field of ``CLUSTER INFO``'s text (redis-py leaves it unparsed: its parser is keyed
+    by the joined name, and the words are sent apart)."""
     for line in str(info).splitlines():
         key, _, value = line.partition(":")
         if key.strip() == field:
