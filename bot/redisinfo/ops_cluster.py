@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from redis.crc import key_slot
 
 from bot.config import Target
-from bot.errors import RedisUnavailable
+from bot.errors import RedisMemError, RedisUnavailable
 from bot.redisinfo.client import DEFAULT_TIMEOUT, connect, key_bytes, redis_errors
 from bot.redisinfo.cluster import discover, primaries
 from bot.redisinfo.ops import LiveRedisOps
@@ -111,7 +111,7 @@ class ClusterRedisOps:
     def _read(self, p: Primary, name: str, reasons: list[str]) -> str | None:
         try:
             return p.ops.config_get(name)
-        except RedisUnavailable as err:
+        except RedisMemError as err:
             self._down.add(p.address)
             reasons.append(f"{p.address}: {err}")
             return UNREACHABLE
@@ -126,7 +126,7 @@ class ClusterRedisOps:
         for p in self.primaries:
             try:
                 got = p.ops.config_set(name, value)
-            except RedisUnavailable as err:
+            except RedisMemError as err:
                 outcomes.append(NodeOutcome(p.address, False, f"unreachable: {_cause(err)}"))
                 continue
             outcomes.append(NodeOutcome(p.address, got.applied, got.reason))
@@ -287,7 +287,7 @@ def _sequential(
         try:
             left = cap - changed if cap is not None else 0
             got = run(p.ops, left, _offset(progress, scanned, changed))
-        except RedisUnavailable as err:  # raised before its first batch: it is untouched
+        except RedisMemError as err:  # raised before its first batch: it is untouched
             unreached += 1
             errors.append(f"{p.address} unreachable: {_cause(err)}")
             outcomes.append(NodeOutcome(p.address, False, f"unreachable: {_cause(err)}"))
@@ -317,7 +317,7 @@ def _offset(progress: BulkProgress | None, scanned: int, changed: int) -> BulkPr
     return report
 
 
-def _cause(err: RedisUnavailable) -> str:
+def _cause(err: RedisMemError) -> str:
     """The reason without ``cannot reach Redis at <url>: `` (the address is named already)."""
     text = err.message
     head, sep, rest = text.partition(": ")
