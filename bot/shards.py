@@ -37,6 +37,11 @@ class Shard:
         """How many of the 16384 slots it serves."""
         return sum(last - first + 1 for first, last in self.slots)
 
+    @property
+    def label(self) -> str:
+        """``5461-10922 (127.0.0.1:7002)``: how messages name the shard."""
+        return f"{self.name} ({self.primary})"
+
 
 @dataclass(frozen=True)
 class Topology:
@@ -58,7 +63,7 @@ class Topology:
     @property
     def problem(self) -> str | None:
         """Why the cluster cannot serve every key now, one line; None when it can."""
-        down = [f"{s.name} ({s.primary})" for s in self.shards if not s.healthy]
+        down = [s.label for s in self.shards if not s.healthy]
         if down:
             return f"shard {', '.join(down)} is down"
         if self.state != "ok":

@@ -6,9 +6,9 @@ every outcome is read back from each node on its own. The fix goes through
 ``RemediationService.request`` and ``approve`` (what the Slack buttons call) built by
 ``bot.wiring.remediation_service``, whose adapters discover the primaries per fix.
 
-The diagnosis is today's wiring's (``bot.wiring.diagnosis_service``): for a cluster target
-it reads the first seed as one server, so the preconditions and the evict count's bound
-see that primary's keys only; the fixes themselves act on every primary.
+The diagnosis is the wiring's (``bot.wiring.diagnosis_service``): for a cluster target it
+is a ``ClusterProbe`` reading every primary, so the preconditions and the evict count's
+bound see the whole cluster's keys; the fixes act on every primary.
 """
 
 from __future__ import annotations

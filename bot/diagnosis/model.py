@@ -196,7 +196,7 @@ class ShardDiagnosis:
     @property
     def label(self) -> str:
         """``5461-10922 (127.0.0.1:7002)``: how evidence and findings name the shard."""
-        return f"{self.shard.name} ({self.shard.primary})"
+        return self.shard.label
 
     @property
     def severity(self) -> Severity:

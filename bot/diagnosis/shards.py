@@ -212,7 +212,7 @@ def loads(reading: ClusterReading) -> list[ShardLoad]:
         if snap is None:
             continue
         tag, share = dominant_tag(k.key for k in snap.sample.keys)
-        label = f"{r.shard.name} ({r.shard.primary})"
+        label = r.shard.label
         out.append(
             ShardLoad(label, snap.memory.used_memory, snap.sample.session_keys_estimate, tag, share)
         )

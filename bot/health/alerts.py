@@ -144,11 +144,11 @@ def _update(
         return _rerank(alert, updated, now)
     if alert.snoozed_until is not None and now >= alert.snoozed_until:
         updated = replace(updated, snoozed_by=None, snoozed_until=None, last_notified_at=now)
-        ended = alert_event(EventKind.SNOOZE_ENDED, updated, now, extra=_firing_for(alert, now))
+        ended = alert_event(EventKind.SNOOZE_ENDED, updated, now, extra=firing_for(alert, now))
         return AlertChange(updated, clear_snooze=True), [ended]
     if _reminder_due(alert, now, repeat):
         updated = replace(updated, last_notified_at=now)
-        reminder = alert_event(EventKind.REMINDER, updated, now, extra=_firing_for(alert, now))
+        reminder = alert_event(EventKind.REMINDER, updated, now, extra=firing_for(alert, now))
         return AlertChange(updated), [reminder]
     return (None if updated == alert else AlertChange(updated)), []
 
@@ -195,11 +195,12 @@ def _resolve(
         detail=detail,
         value=reading.value if reading is not None else alert.value,
     )
-    event = alert_event(EventKind.RESOLVED, resolved, now, extra=_firing_for(alert, now))
+    event = alert_event(EventKind.RESOLVED, resolved, now, extra=firing_for(alert, now))
     return AlertChange(resolved), event
 
 
-def _firing_for(alert: Alert, now: datetime) -> str:
+def firing_for(alert: Alert, now: datetime) -> str:
+    """``firing for 2.0h``: how long ``alert`` has fired at ``now`` (a resolution's words)."""
     return f"firing for {format_duration((now - alert.fired_at).total_seconds())}"
 
 

@@ -33,7 +33,6 @@ from bot.health.checks import (
     AlertsOverview,
     RoundResult,
     TargetCheck,
-    check_outcome,
     worst_outcome,
 )
 from bot.health.clicks import AlertClicks
@@ -400,16 +399,6 @@ def _state_writes(
     return {rule: new.get(rule) for rule in {*new, *old} if new.get(rule) != old.get(rule)}
 
 
-__all__ = [
-    "AlertsOverview",
-    "HealthService",
-    "RoundResult",
-    "TargetCheck",
-    "check_outcome",
-    "worst_outcome",
-]
-
-
 def _diagnosed(plan: AlertPlan, diagnose: Callable[[], AlertDiagnosis] | None) -> AlertPlan:
     """Attach a fresh diagnosis to alerts that fired or escalated (before they are posted)."""
     news = {e.alert_id for e in plan.events if e.kind in (EventKind.FIRED, EventKind.ESCALATED)}
@@ -424,3 +413,6 @@ def _diagnosed(plan: AlertPlan, diagnose: Callable[[], AlertDiagnosis] | None) -
         for c in plan.changes
     )
     return replace(plan, changes=changes)
+
+
+__all__ = ["AlertsOverview", "HealthService", "RoundResult", "TargetCheck"]

@@ -18,11 +18,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from bot.health.alerts import AlertPlan, alert_event
+from bot.health.alerts import AlertPlan, alert_event, firing_for
 from bot.health.model import EventKind, Sample
 from bot.health.rules import STORE_DOWN, RuleBook
 from bot.shards import parent
-from bot.units import format_duration
 
 GONE_DETAIL = "no longer a shard of the cluster (resharded or removed)"
 
@@ -117,7 +116,6 @@ def gone_plan(plan: AlertPlan, now: datetime) -> AlertPlan:
     for event in plan.events:
         alert = by_id.get(event.alert_id or "")
         if event.kind is EventKind.RESOLVED and alert is not None:
-            lasted = format_duration((now - alert.fired_at).total_seconds())
-            event = alert_event(EventKind.RESOLVED, alert, now, extra=f"firing for {lasted}")
+            event = alert_event(EventKind.RESOLVED, alert, now, extra=firing_for(alert, now))
         events.append(event)
     return replace(plan, changes=changes, events=tuple(events))
