@@ -9,7 +9,8 @@ retries off, so a hung Redis (SIGSTOP, a black-holed address) fails its own chec
 A cluster target is discovered anew on every check (a failover or a resharding shows at
 once), then its primaries are read concurrently. The check's ``timeout`` bounds the
 whole of it: discovery gets at most ``DISCOVERY_SHARE`` of it (shared among the seeds),
-the primaries what is left, so one hung primary costs its own shard's sample, never the
+the primaries what is left (at least their share: a seed that answers slowly call after
+call may overrun its own), so one hung primary costs its own shard's sample, never the
 round (docs/decisions/cluster.md).
 """
 
@@ -77,7 +78,10 @@ class LiveSampleSource:
             return SubjectSamples((_down(target.name, at, err.message),), complete=False)
         shards = primaries(target, topology)
         self._forget(target.name, keep={subject(target.name, s.name) for s, _ in shards})
-        samples = self._read_primaries(target.name, shards, at, deadline)
+        # A seed may answer slowly call after call and take more than its share: the
+        # primaries still get theirs, or a slow seed would read as every shard down.
+        floor = time.monotonic() + self._timeout * (1 - DISCOVERY_SHARE)
+        samples = self._read_primaries(target.name, shards, at, max(deadline, floor))
         problem = topology.problem  # cluster_state not ok, a primary failed, slots unserved
         if problem is not None:
             return SubjectSamples((_down(target.name, at, problem), *samples))
