@@ -10,7 +10,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -171,7 +171,13 @@ class Target(BaseModel):
     @classmethod
     def _seeds(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
         _of_mode(value, info, "cluster", needs="1-16 seed URLs (redis://host:6379)")
-        return tuple(_checked_url(u, what=f"seed URL {i + 1}") for i, u in enumerate(value))
+        urls = tuple(_checked_url(u, what=f"seed URL {i + 1}") for i, u in enumerate(value))
+        for index, url in enumerate(urls):  # a db elsewhere would read an empty keyspace
+            if _url_db(url) != 0:
+                raise ValueError(
+                    f"seed URL {index + 1} must use database 0 (a cluster has no other)"
+                )
+        return urls
 
     @model_validator(mode="after")
     def _cluster_urls(self) -> Target:
@@ -181,9 +187,6 @@ class Target(BaseModel):
         # redis_url beside them would be a second, ignored, source of truth.
         if "redis_url" in self.model_fields_set:
             raise ValueError("a cluster target has seeds, not a redis_url")
-        # A cluster has database 0 only: a db elsewhere would read an empty keyspace.
-        if any(_url_db(url) != 0 for url in self.seeds):
-            raise ValueError("a cluster target's seeds must use database 0 (the only one)")
         return self
 
     @field_validator("master_name")
@@ -245,10 +248,11 @@ def _checked_url(value: str, *, what: str) -> str:
 
 
 def _url_db(url: str) -> int:
-    """The database a Redis URL selects (path ``/N`` or ``?db=N``; default 0)."""
+    """The database a Redis URL selects (``?db=N`` over the path ``/N``; default 0), read
+    as redis-py reads it: percent-decoded."""
     parts = urlsplit(url)
-    path = parts.path.strip("/")
-    query = dict(item.partition("=")[::2] for item in parts.query.split("&") if item)
+    path = unquote(parts.path).strip("/")
+    query = dict(parse_qsl(parts.query))
     raw = query.get("db") or (path if parts.scheme != "unix" else "") or "0"
     return int(raw) if raw.isdecimal() else -1  # isdigit: "²", which int() refuses
 

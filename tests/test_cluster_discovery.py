@@ -10,7 +10,7 @@ import pytest
 import redis
 from pydantic import ValidationError
 
-from bot.config import Target
+from bot.config import Target, first_error
 from bot.errors import ConfigError, RedisUnavailable
 from bot.redisinfo.cluster import discover, from_nodes, from_shards, primaries
 from bot.shards import SLOTS, Shard, Topology, parent, subject
@@ -79,6 +79,7 @@ def test_a_standalone_seed_is_a_config_error(redis_factory: RedisFactory) -> Non
         ({"mode": "cluster", "seeds": ["http://h"]}, "seed URL 1 must start with redis://"),
         ({"mode": "cluster", "seeds": ["redis://h:6379/3"]}, "must use database 0"),
         ({"mode": "cluster", "seeds": ["redis://h:6379?db=²"]}, "must use database 0"),
+        ({"mode": "cluster", "seeds": ["redis://h", "redis://h:1/%31"]}, "seed URL 2 must use"),
         (
             {"mode": "cluster", "seeds": ["redis://h"], "redis_url": "redis://h:6379"},
             "has seeds, not a redis_url",
@@ -88,6 +89,15 @@ def test_a_standalone_seed_is_a_config_error(redis_factory: RedisFactory) -> Non
 def test_bad_cluster_entries_are_refused(entry: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         Target.model_validate({"name": "sessions", **entry})
+
+
+def test_a_seeds_database_is_read_as_redis_py_reads_it() -> None:
+    # Percent-decoded as redis-py does (/%30 is database 0), and the error names the field.
+    seeds = ("redis://h:6379/%30", "redis://h:6379/?db=0")
+    assert Target.model_validate({"name": "s", "mode": "cluster", "seeds": seeds}).seeds == seeds
+    with pytest.raises(ValidationError) as err:
+        Target.model_validate({"name": "s", "mode": "cluster", "seeds": ["redis://h/2"]})
+    assert first_error(err.value).startswith("seeds: seed URL 1 must use database 0")
 
 
 def test_shards_replies_in_either_shape_and_subject_names() -> None:
