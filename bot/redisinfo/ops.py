@@ -103,7 +103,7 @@ class LiveRedisOps:
         or (key, LFU counter) lowest first under an LFU policy. Memory O(count)."""
         _check(pattern=pattern, rate=rate, count=count)
         with self._client() as client, redis_errors(self.url, timeout=self.timeout):
-            lfu = "lfu" in str(client.info("memory").get("maxmemory_policy", ""))
+            lfu = _uses_lfu(client)
             return idlest(
                 client, pattern=pattern, count=count, lfu=lfu, rate=rate,
                 clock=self._clock, sleep=self._sleep,
@@ -135,6 +135,11 @@ class LiveRedisOps:
                 clock=self._clock, sleep=self._sleep,
             )  # fmt: skip
 
+    def uses_lfu(self) -> bool:
+        """Whether this Redis evicts by LFU counter (else by idle time): its policy now."""
+        with self._client() as client, redis_errors(self.url, timeout=self.timeout):
+            return _uses_lfu(client)
+
     @contextmanager
     def _client(self) -> Iterator[redis.Redis]:
         client = connect(self.url, timeout=self.timeout)
@@ -142,6 +147,10 @@ class LiveRedisOps:
             yield client
         finally:
             client.close()
+
+
+def _uses_lfu(client: redis.Redis) -> bool:
+    return "lfu" in str(client.info("memory").get("maxmemory_policy", ""))
 
 
 def refusal(err: ResponseError) -> str:

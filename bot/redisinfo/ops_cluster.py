@@ -24,7 +24,7 @@ from redis.crc import key_slot
 
 from bot.config import Target
 from bot.errors import RedisMemError, RedisUnavailable
-from bot.redisinfo.client import DEFAULT_TIMEOUT, connect, key_bytes, redis_errors
+from bot.redisinfo.client import DEFAULT_TIMEOUT, key_bytes
 from bot.redisinfo.cluster import discover, primaries
 from bot.redisinfo.ops import LiveRedisOps
 from bot.remediation.ports import (
@@ -188,15 +188,9 @@ class ClusterRedisOps:
 
     def _lfu(self, p: Primary) -> bool:
         try:
-            client = connect(p.ops.url, timeout=self.timeout)
-            try:
-                with redis_errors(p.ops.url, timeout=self.timeout):
-                    policy = str(client.info("memory").get("maxmemory_policy", ""))
-            finally:
-                client.close()
+            return p.ops.uses_lfu()
         except RedisUnavailable as err:
             raise RedisUnavailable(f"primary {p.address}: {err}") from None
-        return "lfu" in policy
 
     def unlink_if_idle(
         self,
