@@ -42,10 +42,8 @@ def diagnose(
         whole,
         snapshot.cluster,
         shards,
-        rank=lambda scenarios, mitigate: tuple(
-            a
-            for a in rank_actions(scenarios, mitigate=mitigate, actions=actions)
-            if not actions[a].not_on_cluster
+        rank=lambda scenarios, mitigate: rank_actions(
+            scenarios, mitigate=mitigate, actions=actions
         ),
         mitigation_ratio=thresholds.mitigation_ratio,
         refused={a.id: a.not_on_cluster for a in actions if a.not_on_cluster},

@@ -74,8 +74,9 @@ def with_shards(
     """The whole cluster's diagnosis with its shards: worst severity, scenarios and
     findings named by shard, fixes from the whole and the worst shards (``rank``:
     the engine's ``rank_actions``). ``refused``: fix id -> why it is not run on a cluster;
-    a scenario then does not offer it and says why."""
-    scenarios = _without(_scenarios(whole.scenarios, shards), refused or {})
+    a scenario then does not offer it and says why, and it is never recommended."""
+    refused = refused or {}
+    scenarios = _without(_scenarios(whole.scenarios, shards), refused)
     findings = (*cluster_findings(reading, shards), *_findings(whole.findings, shards))
     severities = [whole.severity, *(s.severity for s in shards)]
     if reading.topology.problem is not None:
@@ -89,7 +90,7 @@ def with_shards(
         severity=max(severities, key=lambda s: s.rank),
         scenarios=scenarios,
         findings=tuple(sorted(findings, key=lambda x: -x.severity.rank)),
-        recommended_actions=rank(scenarios, mitigate),
+        recommended_actions=tuple(a for a in rank(scenarios, mitigate) if a not in refused),
         cluster=reading.topology,
         shards=shards,
     )
