@@ -126,7 +126,7 @@ class Target(BaseModel):
     # Sentinel (docs/decisions/sentinel.md): the primary is asked of the sentinels on every
     # check; redis_url then lends only its scheme, credentials and db to the data nodes.
     # Cluster (docs/decisions/cluster.md): the primaries are discovered from ``seeds`` on
-    # every reading; redis_url lends the same to each primary.
+    # every reading; the first seed lends the same to each primary (no redis_url then).
     mode: Literal["standalone", "sentinel", "cluster"] = "standalone"
     sentinels: tuple[str, ...] = Field((), max_length=16, validate_default=True)
     seeds: tuple[str, ...] = Field((), max_length=16, validate_default=True)
@@ -189,6 +189,12 @@ class Target(BaseModel):
             raise ValueError("a cluster target has seeds, not a redis_url")
         return self
 
+    @field_validator("sentinel_password_env")
+    @classmethod
+    def _sentinel_password_env(cls, value: str | None, info: ValidationInfo) -> str | None:
+        _of_mode(value, info, "sentinel", needs=None)  # silently unused elsewhere: refused
+        return value
+
     @field_validator("master_name")
     @classmethod
     def _master_name(cls, value: str | None, info: ValidationInfo) -> str | None:
@@ -221,12 +227,12 @@ class Target(BaseModel):
 
 
 def _of_mode(
-    value: object, info: ValidationInfo, mode: str, *, needs: str, has: str | None = None
+    value: object, info: ValidationInfo, mode: str, *, needs: str | None, has: str | None = None
 ) -> None:
-    """A field only a ``mode`` target has: required there (``needs``), refused elsewhere
-    (``has``: how the refusal names it; default the field's name)."""
+    """A field only a ``mode`` target has: required there (``needs``; None: optional),
+    refused elsewhere (``has``: how the refusal names it; default the field's name)."""
     current = info.data.get("mode")  # None: mode itself was refused, that error is enough
-    if current == mode and not value:
+    if needs is not None and current == mode and not value:
         raise ValueError(f"mode {mode} needs {needs}")
     if current not in (mode, None) and value:
         raise ValueError(f"only a target with mode: {mode} has {has or info.field_name}")

@@ -81,6 +81,10 @@ def test_a_standalone_seed_is_a_config_error(redis_factory: RedisFactory) -> Non
         ({"mode": "cluster", "seeds": ["redis://h:6379?db=²"]}, "must use database 0"),
         ({"mode": "cluster", "seeds": ["redis://h", "redis://h:1/%31"]}, "seed URL 2 must use"),
         (
+            {"mode": "cluster", "seeds": ["redis://h"], "sentinel_password_env": "PW"},
+            "only a target with mode: sentinel has sentinel_password_env",
+        ),
+        (
             {"mode": "cluster", "seeds": ["redis://h"], "redis_url": "redis://h:6379"},
             "has seeds, not a redis_url",
         ),

@@ -72,7 +72,10 @@ class ClusterRedisOps:
             for shard, url in nodes
         )
         self._down: set[str] = set()  # primaries that failed a read of this fix
-        ranges = sorted((first, last, p) for p in self.primaries for first, last in p.slots)
+        ranges = sorted(
+            ((first, last, p) for p in self.primaries for first, last in p.slots),
+            key=lambda r: r[0],  # a Primary does not compare: never reach it
+        )
         self._starts = [first for first, _, _ in ranges]
         self._ranges = ranges
 
