@@ -109,6 +109,10 @@ def test_shards_replies_in_either_shape_and_subject_names() -> None:
     replica = ["id", "y", "port", 7004, "ip", "10.0.0.4", "role", "replica", "health", "online"]
     reply = [["slots", [100, 200, 0, 50], "nodes", [node, replica]], ["slots", [], "nodes", []]]
     (shard,) = from_shards(reply)
+    tls_node = [*node, "tls-port", 7101]
+    assert from_shards([["slots", [0, 50], "nodes", [tls_node]]], tls=True)[0].primary == (
+        "10.0.0.1:7101"
+    )  # rediss:// seeds dial the TLS port, not the plaintext one beside it
     assert shard == Shard("10.0.0.1:7001", ((0, 50), (100, 200)), ("10.0.0.4:7004",), True)
     assert shard.name == "0-50+1" and shard.slot_count == 152
     unserved = f"{SLOTS - 152} of {SLOTS} slots are served by no shard"

@@ -53,7 +53,7 @@ def _ask(url: str, *, timeout: float) -> Topology:
     try:
         with redis_errors(url, timeout=timeout):
             info = _command(client, "CLUSTER", "INFO")
-            shards = _readable(url, lambda: _shards(client))
+            shards = _readable(url, lambda: _shards(client, tls=url.startswith("rediss://")))
     except RedisUnavailable as err:
         if "cluster support disabled" in err.message.lower():
             raise ConfigError(f"seed {where(url)} is not in cluster mode") from None
@@ -75,14 +75,14 @@ def _readable(url: str, read: Callable[[], tuple[Shard, ...]]) -> tuple[Shard, .
         ) from None
 
 
-def _shards(client: redis.Redis) -> tuple[Shard, ...]:
+def _shards(client: redis.Redis, *, tls: bool) -> tuple[Shard, ...]:
     try:
         reply = _command(client, "CLUSTER", "SHARDS")
     except ResponseError as err:
         if "unknown" not in str(err).lower():  # a 6.x server has no CLUSTER SHARDS
             raise
         return from_nodes(str(_command(client, "CLUSTER", "NODES")))
-    return from_shards(reply)
+    return from_shards(reply, tls=tls)
 
 
 def _command(client: redis.Redis, *args: str) -> Any:
@@ -90,8 +90,11 @@ def _command(client: redis.Redis, *args: str) -> Any:
     return run(*args)
 
 
-def from_shards(reply: Any) -> tuple[Shard, ...]:
-    """``CLUSTER SHARDS`` as shards: RESP2's flat name/value pairs (``reply_map``)."""
+def from_shards(reply: Any, *, tls: bool = False) -> tuple[Shard, ...]:
+    """``CLUSTER SHARDS`` as shards: RESP2's flat name/value pairs (``reply_map``).
+
+    ``tls``: the seeds are ``rediss://``, so a node's ``tls-port`` is the one to dial (a
+    node may list a plaintext ``port`` beside it)."""
     shards = []
     for entry in reply if isinstance(reply, list) else []:
         item = reply_map(entry)
@@ -101,9 +104,9 @@ def from_shards(reply: Any) -> tuple[Shard, ...]:
         primary = next((n for n in nodes if str(n.get("role")) == "master"), None)
         if not ranges or primary is None:  # serves nothing (an empty or orphaned node)
             continue
-        replicas = tuple(_address(n) for n in nodes if n is not primary)
+        replicas = tuple(_address(n, tls=tls) for n in nodes if n is not primary)
         healthy = str(primary.get("health", "online")) == "online"
-        shards.append(Shard(_address(primary), ranges, replicas, healthy))
+        shards.append(Shard(_address(primary, tls=tls), ranges, replicas, healthy))
     return _ordered(shards)
 
 
@@ -145,9 +148,10 @@ def _node_address(field: str) -> str:
     return field.split("@", 1)[0].split(",", 1)[0]
 
 
-def _address(node: Mapping[str, Any]) -> str:
+def _address(node: Mapping[str, Any], *, tls: bool) -> str:
     host = str(node.get("ip") or node.get("endpoint") or "?")
-    return f"{host}:{node.get('port') or node.get('tls-port') or '?'}"
+    ports = ("tls-port", "port") if tls else ("port", "tls-port")
+    return f"{host}:{node.get(ports[0]) or node.get(ports[1]) or '?'}"
 
 
 def _info_field(info: Any, field: str) -> str | None:
